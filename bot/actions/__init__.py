@@ -1,0 +1,25 @@
+"""Custom actions, run in-process: one module per concern, registered here in one place."""
+
+from __future__ import annotations
+
+from rasa_sdk.executor import ActionExecutor
+
+from bot.actions.answer import ActionAnswer
+from bot.actions.base import SnapshotSource
+from bot.actions.clarify import ActionClarify
+from bot.actions.conversation import ActionConversation
+from bot.actions.handoff import ActionHandoff
+from bot.actions.reorient import ActionReorient
+
+
+def build_executor(snapshots: SnapshotSource, max_misunderstandings: int) -> ActionExecutor:
+    executor = ActionExecutor()
+    for action in (
+        ActionAnswer(snapshots),
+        ActionHandoff(snapshots),
+        ActionReorient(snapshots),
+        ActionClarify(snapshots, max_misunderstandings),
+        ActionConversation(snapshots),
+    ):
+        executor.register_action(action)
+    return executor

@@ -1,0 +1,185 @@
+"""The understanding and dialogue core: caller text in, a qualified ``Reply`` out.
+
+Rasa runs in this process: NLU, the rule policy and the tracker come from the trained
+model; custom actions (bot/actions) run through an in-process endpoint instead of an HTTP
+action server, so a turn costs no network hop and the actions see the live knowledge base.
+When a new snapshot names another model, the next turn loads it while the old one keeps
+answering, then swaps.
+
+Before NLU, a safety net looks for the hand-off trigger phrases the editors list in the
+knowledge base (``declencheurs:``, see bot/kb/triggers.py): an urgency or a request for a
+person is handed off deterministically, whatever the classifier would have said. The
+match goes through Rasa like a keypad digit does (``/urgence{"fiche": "urgence_sociale"}``),
+so the tracker, slots and the qualified reply are those of any hand-off.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bot.actions import build_executor
+from bot.actions.base import ENTRY_ENTITY
+from bot.kb.store import KbStore, Snapshot
+from bot.kb.triggers import TriggerIndex
+from bot.rasa_env import prepare_rasa
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("answer", "handoff", "reorient", "clarify", "dialogue")
+DTMF_INTENTS = {"0": "conseiller", "*": "repeter"}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The bot's answer to one caller turn, qualified for reporting and billing."""
+
+    parts: tuple[str, ...]
+    """What the bot says, in order; each part is cached audio on its own."""
+    action: str
+    """One of ``answer``, ``handoff``, ``reorient``, ``clarify``, ``dialogue``."""
+    motif: str | None
+    """The turn's motif id; None only when the bot asked to rephrase."""
+    confidence: float
+    entry_id: str | None = None
+    end_call: bool = False
+    """The conversation ends after this reply: goodbye, or a transfer to an advisor."""
+    nlu_ms: int = 0
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.parts)
+
+    @property
+    def handoff(self) -> bool:
+        return self.action == "handoff"
+
+    def as_json(self, text_input: str) -> dict[str, Any]:
+        return {"input": text_input, "motif": self.motif, "action": self.action,
+                "confidence": self.confidence, "reply": self.text}
+
+
+def _in_process_endpoint(executor: Any) -> Any:
+    """An action endpoint whose request is answered by a local rasa_sdk executor, not HTTP."""
+    from rasa.utils.endpoints import EndpointConfig
+
+    class InProcessActions(EndpointConfig):
+        async def request(self, method: str = "post", subpath: str | None = None,
+                          content_type: str | None = "application/json", compress: bool = False,
+                          **kwargs: Any) -> Any:
+            return await executor.run(kwargs["json"])
+
+    # Selective domain: Rasa then skips serialising the whole domain for every action call.
+    return InProcessActions(url="in-process", enable_selective_domain=True)
+
+
+class DialogueError(RuntimeError):
+    """The dialogue core failed on a turn; the caller must apologise and hand off."""
+
+
+class Dialogue:
+    """One loaded model serving any number of concurrent conversations, keyed by id."""
+
+    def __init__(self, settings: Settings, store: KbStore):
+        self.settings = settings
+        self.store = store
+        self._agent: Any = None
+        self._model_path = None
+        self._reload_lock = asyncio.Lock()
+        self._triggers: TriggerIndex | None = None
+        self._executor = build_executor(store.current, settings.dialogue.max_misunderstandings)
+
+    @classmethod
+    async def load(cls, settings: Settings, store: KbStore | None = None) -> Dialogue:
+        prepare_rasa(settings.paths.state_dir)
+        dialogue = cls(settings, store or KbStore(settings.paths.state_dir))
+        await dialogue._ensure_model(dialogue.store.current())
+        return dialogue
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self.store.current()
+
+    def message(self, key: str) -> str:
+        return self.snapshot.kb.messages[key]
+
+    async def respond(self, conversation_id: str, text: str) -> Reply:
+        """Handle one caller utterance in conversation ``conversation_id``."""
+        start = time.perf_counter()
+        await self._ensure_model(self.store.current())
+        cleaned = " ".join(text.replace("/", " ").split())  # "/intent" is Rasa's trigger syntax
+        if not cleaned:
+            return self._clarify_reply(start)
+        match = self._trigger_index().match(cleaned)
+        if match is not None:  # safety net: hand off, never a FAQ answer
+            log.info("hand-off trigger %r -> %s", match.trigger, match.entry.id)
+            entities = json.dumps({ENTRY_ENTITY: match.entry.id})
+            cleaned = f"/{match.entry.motif}{entities}"
+        messages = await self._agent.handle_text(cleaned, sender_id=conversation_id)
+        return self._to_reply(messages or [], start)
+
+    def _trigger_index(self) -> TriggerIndex:
+        kb = self.snapshot.kb
+        if self._triggers is None or self._triggers.kb is not kb:
+            self._triggers = TriggerIndex(kb)
+        return self._triggers
+
+    async def respond_dtmf(self, conversation_id: str, digit: str) -> Reply | None:
+        """A keypad digit: 0 asks for an advisor, * repeats. Other keys mean nothing here."""
+        intent = DTMF_INTENTS.get(digit)
+        if intent is None:
+            return None
+        start = time.perf_counter()
+        await self._ensure_model(self.store.current())
+        messages = await self._agent.handle_text(f"/{intent}", sender_id=conversation_id)
+        return self._to_reply(messages or [], start)
+
+    async def forget(self, conversation_id: str) -> None:
+        """Drop a finished conversation's tracker so a long-running service does not grow."""
+        store = self._agent.tracker_store if self._agent else None
+        if store is not None and hasattr(store, "store"):
+            store.store.pop(conversation_id, None)
+
+    async def _ensure_model(self, snapshot: Snapshot) -> None:
+        if snapshot.model_path == self._model_path:
+            return
+        async with self._reload_lock:
+            if snapshot.model_path == self._model_path:
+                return
+            from rasa.core.agent import Agent
+
+            log.info("loading model %s", snapshot.model_path)
+            agent = await asyncio.to_thread(
+                Agent.load, str(snapshot.model_path), action_endpoint=_in_process_endpoint(self._executor)
+            )
+            if self._agent is not None:  # carry live conversations over to the new model
+                agent.tracker_store = self._agent.tracker_store
+                agent.processor.tracker_store = self._agent.tracker_store
+            self._agent, self._model_path = agent, snapshot.model_path
+
+    def _clarify_reply(self, start: float) -> Reply:
+        return Reply((self.message("clarify"),), "clarify", None, 0.0, nlu_ms=_ms_since(start))
+
+    def _to_reply(self, messages: list[dict[str, Any]], start: float) -> Reply:
+        texts = [m["text"] for m in messages if m.get("text")]
+        meta = next((m["custom"] for m in reversed(messages) if isinstance(m.get("custom"), dict)), None)
+        if meta is None or not texts:  # an action failed: Rasa logged it and went on silently
+            raise DialogueError(f"no qualified reply from the dialogue core: {messages!r}")
+        return Reply(
+            parts=tuple(texts),
+            action=meta["action"],
+            motif=meta["motif"],
+            confidence=float(meta.get("confidence") or 0.0),
+            entry_id=meta.get("entry"),
+            end_call=bool(meta.get("end_call")),
+            nlu_ms=_ms_since(start),
+        )
+
+
+def _ms_since(start: float) -> int:
+    return int((time.perf_counter() - start) * 1000)

@@ -1,0 +1,567 @@
+"""One phone conversation: caller audio → VAD → ASR → dialogue → TTS → line, in one place.
+
+```
+line.audio_in ─▶ resample 16 kHz ─▶ Silero VAD ─▶ Endpointer ──┐ SpeechEnded
+line.dtmf ──────────────────────────────────────────────────────┤ digit
+line.ended ─────────────────────────────────────────────────────┤ hang-up
+                                                               ▼
+                                       Conversation (one event loop, one event at a time)
+                                            │ Transcriber (thread) → Dialogue → Speaker
+                                            ▼
+                                     line.playout ─▶ what the caller hears, counted in ms
+```
+
+Every source is a small task that posts events on one queue; ``Conversation`` handles them
+in order, so its state (speaking, thinking, barge-in) has a single writer and needs no lock.
+The slow stages run as tasks that post their result back: while the bot thinks or speaks,
+the caller's audio is still read, so a barge-in is seen the moment it happens.
+
+Barge-in: speech while the bot talks only stops it after ``vad.barge_in_ms`` of confident
+speech; shorter sounds ("oui", "hm", a cough, line echo) are ignored, and so is anything
+said over the opening notice. What the caller heard of each message comes from the
+playout's sample count (``bot.playout``), the numbers SC3.2 billing is computed from.
+
+Any failure in a turn (ASR, model, synthesis, broken audio) becomes the apology message
+and a hand-off: a caller never gets dead air.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol
+
+from asr.endpointing import (Endpointer, NoInput, SpeechEnded, SpeechPaused, SpeechResumed,
+                             SpeechStarted)
+from asr.prompt import build_prompt, terms_from_texts
+from asr.transcriber import Transcriber, Transcript
+from asr.vad import SileroModel, StreamingVad
+from bot.audio import ASR_RATE, AudioFrame, StreamResampler
+from bot.dialogue import Dialogue, Reply
+from bot.playout import PlaybackFinished, Playout
+from bot.settings import Settings
+from tts.speaker import Speaker
+
+log = logging.getLogger(__name__)
+
+Transfer = Callable[[], Awaitable[bool]]
+"""Hands the caller to an advisor; True once the call has left the bot."""
+
+
+class Line(Protocol):
+    """What a conversation needs from a phone line (``CallLeg``, the sound card, a test)."""
+
+    sample_rate: int
+    audio_in: asyncio.Queue[AudioFrame]
+    dtmf: asyncio.Queue[str]
+    playout: Playout
+    ended: asyncio.Event
+
+
+@dataclass(frozen=True)
+class VoiceServices:
+    """The loaded models, shared by every conversation of the process."""
+
+    settings: Settings
+    transcriber: Transcriber
+    vad_model: SileroModel
+    dialogue: Dialogue
+    speaker: Speaker
+
+    @classmethod
+    async def load(cls, settings: Settings) -> VoiceServices:
+        transcriber = await asyncio.to_thread(Transcriber.load, settings.asr,
+                                              settings.paths.models_dir)
+        vad_model = await asyncio.to_thread(SileroModel.load)
+        dialogue = await Dialogue.load(settings)
+        speaker = await asyncio.to_thread(Speaker.load, settings)
+        return cls(settings, transcriber, vad_model, dialogue, speaker)
+
+    def asr_prompt(self) -> str:
+        """The domain sentence Whisper is primed with, from the live knowledge base."""
+        kb = self.dialogue.snapshot.kb
+        texts = [e.answer or "" for e in kb.entries] + [q for e in kb.entries for q in e.questions]
+        return _prompt_for(kb.content_fingerprint(), tuple(texts))
+
+    async def transcribe(self, audio: AudioFrame) -> Transcript:
+        return await asyncio.to_thread(self.transcriber.transcribe, audio, self.asr_prompt())
+
+
+_prompts: dict[str, str] = {}
+
+
+def _prompt_for(fingerprint: str, texts: tuple[str, ...]) -> str:
+    if fingerprint not in _prompts:
+        _prompts.clear()
+        _prompts[fingerprint] = build_prompt(terms_from_texts(texts))
+    return _prompts[fingerprint]
+
+
+class Ending(str, Enum):
+    GOODBYE = "goodbye"
+    """The bot said goodbye and the call can be hung up."""
+    HANDOFF = "handoff"
+    """The caller was handed to an advisor."""
+    HUNG_UP = "hung_up"
+    """The caller hung up first."""
+
+
+@dataclass(frozen=True)
+class SpokenMessage:
+    """One message of the bot as it went out on the line."""
+
+    key: str
+    """``reply`` for an answer to the caller, else the message key (``greeting``…)."""
+    text: str
+    action: str | None
+    motif: str | None
+    message_ms: int
+    listened_ms: int
+    interrupted: bool
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One caller utterance (or key press) and what it cost."""
+
+    transcript: str
+    reply: Reply | None
+    asr_ms: int = 0
+    nlu_ms: int = 0
+    tts_ms: int = 0
+    """From the reply to its first audio being ready."""
+    response_ms: int = 0
+    """From the end of the caller's speech to the first audio of the reply being ready:
+    the end-of-turn wait, then ASR, dialogue and TTS."""
+
+
+@dataclass
+class ConversationResult:
+    ending: Ending = Ending.HUNG_UP
+    messages: list[SpokenMessage] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    error: str | None = None
+    """Set when a failure sent the caller to an advisor with the apology."""
+
+    @property
+    def motif(self) -> str | None:
+        """The motif of the last real question (dialogue moves do not change it)."""
+        for turn in reversed(self.turns):
+            reply = turn.reply
+            if reply and reply.motif and reply.action != "dialogue":
+                return reply.motif
+        for turn in reversed(self.turns):
+            if turn.reply and turn.reply.motif:
+                return turn.reply.motif
+        return None
+
+    @property
+    def billed_message(self) -> SpokenMessage | None:
+        """The bot's last answer: the message SC3.2 billing measures (docs/ledger.md)."""
+        for message in reversed(self.messages):
+            if message.key == "reply" and message.action in ("answer", "reorient"):
+                return message
+        return None
+
+    @property
+    def transcript(self) -> str:
+        lines = []
+        for turn in self.turns:
+            lines.append(f"Appelant : {turn.transcript}")
+            if turn.reply:
+                lines.append(f"Bot : {turn.reply.text}")
+        return "\n".join(lines)
+
+
+# --- events on the conversation's queue ------------------------------------------------
+@dataclass(frozen=True)
+class _Heard:
+    event: SpeechStarted | SpeechPaused | SpeechResumed | SpeechEnded | NoInput
+
+
+@dataclass(frozen=True)
+class _Loud:
+    """A frame of confident speech while the bot talks (counts toward barge-in)."""
+
+    frame_ms: int
+
+
+@dataclass(frozen=True)
+class _Key:
+    digit: str
+
+
+@dataclass(frozen=True)
+class _Played:
+    playback: _Playback
+    finished: PlaybackFinished
+
+
+@dataclass(frozen=True)
+class _Answered:
+    turn: Turn
+
+
+@dataclass(frozen=True)
+class _Failed:
+    error: BaseException
+
+
+class _HungUp:
+    pass
+
+
+@dataclass
+class _Playback:
+    id: str
+    """Unique in the call: the playout's message id."""
+    key: str
+    texts: tuple[str, ...]
+    interruptible: bool
+    reply: Reply | None = None
+    then: str | None = None
+    """What follows when it has played: ``listen``, ``goodbye``, ``handoff``."""
+
+
+class Conversation:
+    """Runs one call on ``line`` until goodbye, hand-off or hang-up."""
+
+    def __init__(self, services: VoiceServices, line: Line, conversation_id: str,
+                 transfer: Transfer, on_turn: Callable[[Turn], None] | None = None):
+        self.services = services
+        self.line = line
+        self.id = conversation_id
+        self.transfer = transfer
+        self.on_turn = on_turn
+        options = services.settings.vad
+        self._vad_options = options
+        self._endpointer = Endpointer(options)
+        self._events: asyncio.Queue[object] = asyncio.Queue()
+        self._result = ConversationResult()
+        self._now_ms = 0
+        self._speaking: _Playback | None = None
+        self._barge_ms = 0
+        self._barged = False
+        self._thinking = False
+        self._speculative: tuple[AudioFrame, asyncio.Task[Transcript]] | None = None
+        self._played = 0
+        self._hung_up = False
+        self._done = False
+
+    # --- entry point ------------------------------------------------------------------
+    async def run(self, opening: Sequence[str] = ()) -> ConversationResult:
+        """Say ``opening`` (a crisis notice), the greeting, then converse."""
+        sources = [asyncio.create_task(coro) for coro in
+                   (self._read_audio(), self._read_keys(), self._watch_hangup())]
+        try:
+            messages = self.services.dialogue.snapshot.kb.messages
+            self._say("greeting", (*opening, messages["greeting"]), interruptible=False,
+                      then="listen")
+            while not self._done:
+                await self._handle(await self._events.get())
+        finally:
+            for task in sources:
+                task.cancel()
+            if self._speculative:
+                self._speculative[1].cancel()
+            await self.services.dialogue.forget(self.id)
+        return self._result
+
+    # --- sources ----------------------------------------------------------------------
+    async def _read_audio(self) -> None:
+        vad = StreamingVad(self.services.vad_model)
+        resampler: StreamResampler | None = None
+        strong = self._vad_options.barge_in_threshold
+        while True:
+            frame = await self.line.audio_in.get()
+            if frame.sample_rate != ASR_RATE:
+                if resampler is None:
+                    resampler = StreamResampler(frame.sample_rate, ASR_RATE)
+                frame = resampler.process(frame)
+            probability = vad.process(frame)
+            self._now_ms += frame.duration_ms
+            if probability >= strong and self._speaking and self._speaking.interruptible:
+                self._events.put_nowait(_Loud(frame.duration_ms))
+            for event in self._endpointer.push(frame, probability, self._now_ms):
+                self._events.put_nowait(_Heard(event))
+
+    async def _read_keys(self) -> None:
+        while True:
+            self._events.put_nowait(_Key(await self.line.dtmf.get()))
+
+    async def _watch_hangup(self) -> None:
+        await self.line.ended.wait()
+        self._events.put_nowait(_HungUp())
+
+    # --- the one place where state changes ------------------------------------------------
+    async def _handle(self, event: object) -> None:
+        if isinstance(event, _HungUp):
+            self._hung_up = True
+            self.line.playout.close()  # the message in progress resolves with what was heard
+            if self._speaking is None:
+                self._finish(Ending.HUNG_UP)
+        elif isinstance(event, _Played):
+            await self._on_played(event.playback, event.finished)
+        elif isinstance(event, _Loud):
+            self._barge_ms += event.frame_ms
+            if not self._barged and self._barge_ms >= self._vad_options.barge_in_ms:
+                self._barged = True
+                log.debug("%s: barge-in", self.id)
+                self.line.playout.interrupt()
+        elif isinstance(event, _Heard):
+            self._on_heard(event.event)
+        elif isinstance(event, _Key):
+            self._on_key(event.digit)
+        elif isinstance(event, _Answered):
+            self._on_answered(event.turn)
+        elif isinstance(event, _Failed):
+            await self._fail(event.error)
+
+    def _on_heard(self, event: object) -> None:
+        if isinstance(event, SpeechStarted):
+            pass
+        elif isinstance(event, SpeechPaused):
+            if self._may_take_turn():
+                self._speculate(event.audio)
+        elif isinstance(event, SpeechResumed):
+            self._drop_speculation()
+        elif isinstance(event, SpeechEnded):
+            self._barge_ms = 0
+            if self._may_take_turn():
+                self._take_turn(event)
+            else:
+                log.debug("%s: %d ms of speech over the bot ignored", self.id,
+                          event.end_ms - event.start_ms)
+                self._drop_speculation()
+        elif isinstance(event, NoInput) and not self._thinking and not self._speaking:
+            messages = self.services.dialogue.snapshot.kb.messages
+            if event.count >= 2:
+                self._say("no_input_handoff", (messages["no_input_handoff"],),
+                          interruptible=False, then="handoff")
+            else:
+                self._say("no_input", (messages["no_input"],), interruptible=True, then="listen")
+
+    def _may_take_turn(self) -> bool:
+        """The caller's words are a turn unless the bot is busy and was not barged in on."""
+        return not self._thinking and (self._speaking is None or self._barged)
+
+    def _on_key(self, digit: str) -> None:
+        """Keys work at any time, the greeting included ("appuyez sur zéro"), except while a
+        turn is being answered or the call is already ending."""
+        if self._thinking or (self._speaking and self._speaking.then != "listen"):
+            return
+        self._thinking = True
+        self._endpointer.stop_listening()
+        self.line.playout.interrupt()
+        self._spawn(self._dtmf_turn(digit))
+
+    def _take_turn(self, event: SpeechEnded) -> None:
+        self._thinking = True
+        self._endpointer.stop_listening()
+        if self._speaking:
+            self.line.playout.interrupt()
+        speculative = self._speculative
+        self._speculative = None
+        self._spawn(self._speech_turn(event, speculative))
+
+    def _on_answered(self, turn: Turn) -> None:
+        self._thinking = False
+        if self._hung_up:
+            return
+        if turn.reply is None:  # nothing intelligible: keep listening, say nothing
+            if not self._speaking:
+                self._endpointer.listen(self._now_ms)
+            return
+        self._result.turns.append(turn)
+        reply = turn.reply
+        log.info("%s: %s %s (%.2f) asr %d ms, response %d ms", self.id, reply.action,
+                 reply.motif, reply.confidence, turn.asr_ms, turn.response_ms)
+        then = "listen"
+        if reply.handoff:
+            then = "handoff"
+        elif reply.end_call:
+            then = "goodbye"
+        self._say("reply", reply.parts, interruptible=not reply.end_call, then=then, reply=reply,
+                  started=turn)
+
+    async def _on_played(self, playback: _Playback, finished: PlaybackFinished) -> None:
+        self._result.messages.append(SpokenMessage(
+            key=playback.key, text=" ".join(playback.texts),
+            action=playback.reply.action if playback.reply else None,
+            motif=playback.reply.motif if playback.reply else None,
+            message_ms=finished.message_ms, listened_ms=finished.listened_ms,
+            interrupted=finished.interrupted))
+        current = self._speaking is playback
+        if current:
+            self._speaking = None
+            self._barged = False
+        if self._hung_up:
+            if self._speaking is None:
+                self._finish(Ending.HUNG_UP)
+            return
+        if finished.interrupted or not current:
+            return  # barge-in or key: the caller's turn is already on its way
+        if playback.then == "goodbye":
+            self._finish(Ending.GOODBYE)
+        elif playback.then == "handoff":
+            await self._hand_off()
+        elif not self._thinking:
+            self._endpointer.listen(self._now_ms)
+
+    async def _hand_off(self) -> None:
+        if await self.transfer():
+            self._finish(Ending.HANDOFF)
+            return
+        messages = self.services.dialogue.snapshot.kb.messages
+        self._say("transfer_failed", (messages["transfer_failed"],), interruptible=True,
+                  then="listen")
+
+    async def _fail(self, error: BaseException) -> None:
+        """Apologise and hand off; the caller never waits in silence for a broken turn."""
+        log.error("%s: turn failed: %r", self.id, error, exc_info=error)
+        self._thinking = False
+        self._result.error = f"{type(error).__name__}: {error}"
+        messages = self.services.dialogue.snapshot.kb.messages
+        self.line.playout.interrupt()
+        self._say("error_apology", (messages["error_apology"],), interruptible=False,
+                  then="handoff")
+
+    def _finish(self, ending: Ending) -> None:
+        self._result.ending = ending
+        self._done = True
+
+    # --- turns --------------------------------------------------------------------------
+    def _speculate(self, audio: AudioFrame) -> None:
+        """Start transcribing at a pause: if the caller is done, the text is ready sooner."""
+        self._drop_speculation()
+        self._speculative = (audio, asyncio.create_task(self.services.transcribe(audio)))
+
+    def _drop_speculation(self) -> None:
+        if self._speculative:
+            self._speculative[1].cancel()
+            self._speculative = None
+
+    async def _speech_turn(self, ended: SpeechEnded,
+                           speculative: tuple[AudioFrame, asyncio.Task[Transcript]] | None) -> Turn:
+        started = time.perf_counter()
+        if speculative and ended.audio.pcm.startswith(speculative[0].pcm):
+            transcript = await speculative[1]
+        else:
+            if speculative:
+                speculative[1].cancel()
+            transcript = await self.services.transcribe(ended.audio)
+        if transcript.no_speech:
+            return Turn("", None, asr_ms=transcript.asr_ms)
+        reply = await self.services.dialogue.respond(self.id, transcript.text)
+        wait_ms = ended.at_ms - ended.end_ms
+        return Turn(transcript.text, reply, asr_ms=transcript.asr_ms, nlu_ms=reply.nlu_ms,
+                    response_ms=wait_ms + _ms_since(started))
+
+    async def _dtmf_turn(self, digit: str) -> Turn:
+        started = time.perf_counter()
+        reply = await self.services.dialogue.respond_dtmf(self.id, digit)
+        return Turn(f"[touche {digit}]", reply, nlu_ms=reply.nlu_ms if reply else 0,
+                    response_ms=_ms_since(started))
+
+    def _spawn(self, turn: Awaitable[Turn]) -> None:
+        async def run() -> None:
+            try:
+                self._events.put_nowait(_Answered(await turn))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._events.put_nowait(_Failed(exc))
+
+        asyncio.create_task(run())
+
+    # --- speaking -------------------------------------------------------------------------
+    def _say(self, key: str, texts: Sequence[str], interruptible: bool, then: str,
+             reply: Reply | None = None, started: Turn | None = None) -> None:
+        self._played += 1
+        playback = _Playback(f"{key}-{self._played}", key, tuple(texts), interruptible, reply,
+                             then)
+        self._speaking = playback
+        self._barge_ms = 0
+        self._barged = False
+        self._endpointer.stop_listening()
+        self._spawn_playback(playback, started)
+
+    def _spawn_playback(self, playback: _Playback, turn: Turn | None) -> None:
+        async def play() -> None:
+            try:
+                finished = await self._play(playback, turn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # synthesis failed: nothing to say it with but a transfer
+                log.error("%s: cannot speak %s: %r", self.id, playback.key, exc, exc_info=exc)
+                self.line.playout.interrupt()
+                if playback.key == "error_apology":
+                    self._events.put_nowait(_Played(playback, PlaybackFinished(
+                        playback.id, 0, 0, interrupted=False)))
+                else:
+                    self._events.put_nowait(_Failed(exc))
+                return
+            self._events.put_nowait(_Played(playback, finished))
+
+        asyncio.create_task(play())
+
+    async def _play(self, playback: _Playback, turn: Turn | None) -> PlaybackFinished:
+        started = time.perf_counter()
+
+        def first_audio() -> None:
+            if turn is not None:
+                self._record_tts(turn, _ms_since(started))
+
+        return await speak(self.line.playout, self.services.speaker, playback.id,
+                           playback.texts, first_audio)
+
+    def _record_tts(self, turn: Turn, tts_ms: int) -> None:
+        for index, recorded in enumerate(self._result.turns):
+            if recorded is turn:
+                updated = Turn(turn.transcript, turn.reply, turn.asr_ms, turn.nlu_ms, tts_ms,
+                               turn.response_ms + tts_ms)
+                self._result.turns[index] = updated
+                if self.on_turn:
+                    self.on_turn(updated)
+
+
+async def speak(playout: Playout, speaker: Speaker, message_id: str, texts: Sequence[str],
+                on_first_audio: Callable[[], None] | None = None) -> PlaybackFinished:
+    """Play ``texts`` as one message and wait until it is heard, cut or hung up on.
+
+    Cached audio goes out whole at once; uncached text sentence by sentence as it is made.
+    If the message is cut while still being synthesised, its ``message_ms`` is the whole
+    text's duration (synthesis finishes for the cache anyway), not just what was made.
+    """
+    done = playout.begin(message_id)
+    complete = True
+    for text in texts:
+        async with contextlib.aclosing(speaker.frames(text)) as frames:
+            async for frame in frames:
+                if on_first_audio is not None:
+                    on_first_audio()
+                    on_first_audio = None
+                if done.done():
+                    complete = False
+                    break
+                playout.push(frame, message_id)
+        if done.done():
+            complete = False
+            break
+    playout.end(message_id)
+    finished = await done
+    if not complete:
+        whole_ms = sum(cached.duration_ms for text in texts
+                       if (cached := speaker.cached(text)) is not None)
+        finished = dataclasses.replace(finished, message_ms=max(whole_ms, finished.message_ms))
+    return finished
+
+
+def _ms_since(start: float) -> int:
+    return int((time.perf_counter() - start) * 1000)

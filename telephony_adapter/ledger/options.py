@@ -1,0 +1,53 @@
+"""Options of the interaction ledger and SC3.2 billing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class LedgerOptions:
+    db_url: str = ""
+    """SQLAlchemy URL; empty means the SQLite file ``ledger.sqlite`` in the state directory.
+    Env alias: ``VOICEBOT_DB_URL``."""
+
+    pseudonym_key: str = ""
+    """Secret of the HMAC-SHA256 that turns a caller number into a pseudonym (any text of
+    at least 32 characters). Empty: the key file below. Every host writing to one database
+    must share it, or a caller's calls on one day stop being linked (rule 3)."""
+    pseudonym_key_file: Path | None = None
+    """Where the pseudonym secret is read, created on first use (64 hex characters, mode
+    0600). Empty: ``<state_dir>/secrets/pseudonym.key``."""
+
+    transcript_key: str = ""
+    """AES-256-GCM key of stored transcripts, 64 hex characters. Empty: the key file below."""
+    transcript_key_file: Path | None = None
+    """Created on first use like the pseudonym key.
+    Empty: ``<state_dir>/secrets/transcript.key``."""
+    store_transcripts: bool = True
+    """Keep the call's transcript (encrypted) until the retention purge; false drops it."""
+
+    spool_dir: Path | None = None
+    """Append-only JSON-lines spool used while the database is unreachable.
+    Empty: ``<state_dir>/spool/ledger``."""
+    recordings_dir: Path | None = None
+    """Where call recordings live; the purge deletes recording files only inside it.
+    Empty: ``<state_dir>/recordings``."""
+    retention_months: int = 2
+    """Transcripts and recordings older than this many calendar months are purged by
+    ``voicebot ledger purge``; billing rows are kept."""
+
+    rule3_any_later_call: bool = False
+    """SC3.2 rule 3, stricter reading of « sans réitération dans la journée »: any later
+    same-day call of the caller voids an interaction, not only one that reached an advisor."""
+    timezone: str = "Europe/Paris"
+    """Calendar days of the reports and of rule 3. The tender's days are Paris days."""
+
+    connect_timeout_s: int = 3
+    """How long a call's ledger write waits for a PostgreSQL connection before spooling."""
+    db_retry_ms: int = 5000
+    """After a failed write, later calls go straight to the spool for this long instead of
+    each waiting for the database again; the first write after it retries (and replays)."""
+    sqlite_busy_timeout_ms: int = 2000
+    """How long a SQLite write waits on another writer's lock before spooling."""

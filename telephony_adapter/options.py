@@ -1,0 +1,70 @@
+"""Options of the SIP service: where it listens, where it transfers, when it is open."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class TelephonyOptions:
+    sip_host: str = "127.0.0.1"
+    """Address the SIP transports and RTP sockets bind to, and advertise in Contact and SDP.
+    Behind NAT, bind the private address and let the operator's SBC rewrite it."""
+    sip_public_host: str = ""
+    """Address written in Contact, Via and SDP when it differs from ``sip_host`` (binding
+    ``0.0.0.0``, or a static NAT); empty: ``sip_host``."""
+    sip_port: int = 5060
+    """SIP port, for UDP and TCP alike."""
+    sip_transports: tuple[str, ...] = ("udp", "tcp")
+    """Which SIP transports to open: ``udp``, ``tcp`` or both. No TLS: the bundled OpenSSL
+    (1.0.2k) is end-of-life; SIP-TLS and SRTP terminate at the operator's SBC."""
+    rtp_port_min: int = 40000
+    """First RTP port; each call takes two (RTP, RTCP) from here upwards."""
+    rtp_port_max: int = 40999
+    """Last RTP port; ``(max - min + 1) / 2`` bounds the number of simultaneous calls."""
+    codecs: tuple[str, ...] = ("PCMA", "PCMU", "G722")
+    """Codecs offered, most preferred first (``PCMU``, ``PCMA``, ``G722``). The caller's
+    order wins when it offers several; the 3230 line is G.711."""
+    advisor_uri: str = "sip:conseiller@127.0.0.1:5070"
+    """Where calls are transferred (SIP REFER target)."""
+    transfer_fallback: str = "bridge"
+    """What happens when the caller's side refuses REFER: ``bridge`` (the bot calls the
+    advisor and bridges both legs' audio, staying in the media path) or ``none`` (the
+    transfer fails as refused). A 302 redirect is only possible before answering: see
+    ``CallLeg.redirect``."""
+    transfer_timeout_ms: int = 30000
+    """How long a transfer may take, from REFER to the final NOTIFY, before it is given up."""
+    max_calls: int = 10
+    """Calls handled by the bot at once; above it, the call flow plays the saturation
+    message and transfers (the SIP side still accepts up to ``max_calls + sip_extra_calls``)."""
+    sip_extra_calls: int = 10
+    """Calls beyond ``max_calls`` the SIP stack still accepts, so that saturated callers
+    hear the saturation message instead of a busy tone."""
+    sip_log_level: int = 2
+    """PJSIP's log verbosity sent to the Python log: 1 errors, 2 warnings, 3 info, 4–5 debug
+    (5 prints every SIP message)."""
+    audio_in_max_frames: int = 500
+    """Caller frames kept when the call flow does not read them (500 × 20 ms = 10 s); older
+    ones are dropped."""
+    http_host: str = "127.0.0.1"
+    """Address of the health and metrics endpoint."""
+    http_port: int = 8080
+    """Port of ``/health`` and ``/metrics``; 0 picks a free one."""
+    timezone: str = "Europe/Paris"
+    """Time zone of the opening hours and closure days."""
+    opening_time: str = "09:00"
+    """Opening time on open days, local time, ``HH:MM``."""
+    closing_time: str = "16:30"
+    """Closing time on open days, local time, ``HH:MM`` (a call at 16:30 is out of hours)."""
+    open_weekdays: tuple[int, ...] = (0, 1, 2, 3, 4)
+    """Open days of the week, Monday = 0 (Monday to Friday by default)."""
+    closures_file: Path | None = None
+    """Extra closure days, one ISO date (``2025-12-26``) per line, ``#`` starts a comment.
+    French public holidays are always closed and need not be listed."""
+    crisis_message_file: Path | None = None
+    """A text file that supervisors fill to switch on a crisis or saturation message, read
+    at every call (no restart); empty or missing file: no message."""
+    now: str = ""
+    """Freeze "now" for tests and rehearsals: an ISO datetime with its offset
+    (``2025-03-03T10:00:00+01:00``). Empty: the real clock."""

@@ -1,0 +1,706 @@
+"""pjsua2 in one thread: the library is created, driven and destroyed there, and nowhere else.
+
+The thread loops on ``libHandleEvents`` (``mainThreadOnly``: every pjsua2 callback runs
+here), then runs the jobs the event loop queued through ``submit``, checks which calls
+have started receiving RTP, and frees the calls that ended. Only the media clock thread
+runs besides it, inside ``LinePort``.
+
+Object lifetimes are the trap (``shared/stack/SIP.md``): a ``pj.Call`` or port that Python
+frees after ``libDestroy``, or on another thread, aborts the process; one nobody references
+is freed mid-call. So every pjsua2 object lives in this thread's tables, the ``CallLeg``
+the loop holds only knows a token, ended calls are freed right after the event batch that
+ended them, and everything is dropped and collected before ``libDestroy``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import itertools
+import logging
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import pjsua2 as pj
+
+from bot.audio import ASR_RATE, LINE_RATE
+from bot.errors import VoicebotError
+from telephony_adapter.media import LinePort
+from telephony_adapter.options import TelephonyOptions
+from telephony_adapter.sip import CallLeg, TransferOutcome, TransferResult, transfer_outcome
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_EVENT_WAIT_MS = 10  # longest a queued job waits for the SIP thread
+_STOP_WAIT_S = 3.0  # BYEs answered by then at shutdown
+_BRIDGE_CLOCK_HZ = ASR_RATE  # conference bridge rate: G.722 stays wideband
+_CODEC_IDS = {"PCMU": "PCMU/8000/1", "PCMA": "PCMA/8000/1", "G722": "G722/16000/1"}
+_LOG_LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
+
+
+class SipStartError(VoicebotError):
+    """The SIP stack could not start (port taken, bad address): the message says which."""
+
+
+class PjsipAgent:
+    def __init__(
+        self,
+        options: TelephonyOptions,
+        loop: asyncio.AbstractEventLoop,
+        on_leg: Callable[[CallLeg], None],
+        on_leg_ended: Callable[[CallLeg], None],
+    ):
+        self.options = options
+        self.draining = False
+        """Set from the loop: new calls get 503 from then on."""
+        self.sip_port = options.sip_port
+        self.call_limit = pj.UaConfig().maxCalls
+        """Calls this pjsua2 build can hold at once: its compiled ``PJSUA_MAX_CALLS`` (the
+        default ``UaConfig.maxCalls``); the PyPI wheel 2.15.1.post1 says 4."""
+        self._loop = loop
+        self._on_leg = on_leg
+        self._on_leg_ended = on_leg_ended
+        self._jobs: queue.SimpleQueue[tuple[Callable[[PjCall], Any], int, asyncio.Future]] = (
+            queue.SimpleQueue()
+        )
+        self._stop = threading.Event()
+        self._running = False
+        self._thread = threading.Thread(target=self._main, name="pjsip", daemon=True)
+        self._started: asyncio.Future[None] = loop.create_future()
+        self._stopped: asyncio.Future[None] = loop.create_future()
+        # --- SIP thread only ---
+        self._tokens = itertools.count(1)
+        self._calls: dict[int, PjCall] = {}
+        self._dead: list[PjCall] = []
+        self._free_ports: dict[int, list[LinePort]] = {}
+        """Media ports of ended calls, by clock rate, waiting for the next call. A port is
+        never destroyed while the library runs: dropping one while the media clock thread
+        still calls into it crashed the process (segfault at the end of a call, under load)."""
+        self._port_names = itertools.count(1)
+        self._live_legs = 0
+        self._ep: pj.Endpoint | None = None
+        self._account: _Account | None = None
+        self._log_writer: _LogWriter | None = None
+
+    # --- event-loop side ---------------------------------------------------------------
+    async def start(self) -> None:
+        self._thread.start()
+        await self._started
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self._stopped
+        await asyncio.to_thread(self._thread.join, _STOP_WAIT_S)
+
+    def submit(self, job: Callable[[PjCall], T], token: int) -> asyncio.Future[T]:
+        """Run ``job(call)`` on the SIP thread; the future raises LookupError if the call
+        is gone."""
+        if not self._running:
+            raise LookupError("the SIP stack is stopped")
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._jobs.put((job, token, future))
+        return future
+
+    # --- SIP thread ------------------------------------------------------------------------
+    def post(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run ``callback(*args)`` on the event loop (from the SIP or media thread)."""
+        try:
+            self._loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is listening any more
+
+    def settle(
+        self, future: asyncio.Future, result: Any = None, error: BaseException | None = None
+    ) -> None:
+        self.post(_settle, future, result, error)
+
+    def _main(self) -> None:
+        try:
+            self._create()
+        except Exception as exc:
+            message = str(exc) if isinstance(exc, SipStartError) else (
+                f"Impossible de démarrer SIP sur {self.options.sip_host}:{self.options.sip_port} "
+                f"({_pj_reason(exc)})."
+            )
+            # A fresh error with no traceback: the failed frames hold the pjsua2 Endpoint,
+            # and one still alive makes the next Endpoint() abort the process.
+            del exc
+            self._destroy()
+            self.settle(self._started, error=SipStartError(message))
+            self.settle(self._stopped)
+            return
+        self._running = True
+        self.settle(self._started)
+        try:
+            self._serve()
+        finally:
+            self._running = False
+            self._shutdown_calls()
+            self._fail_jobs()
+            self._destroy()
+            self.settle(self._stopped)
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._ep.libHandleEvents(_EVENT_WAIT_MS)
+                self._run_jobs()
+                self._poll_media()
+                self._reap()
+            except Exception:
+                log.exception("SIP thread: event handling failed; carrying on")
+
+    def _create(self) -> None:
+        options = self.options
+        if options.transfer_fallback not in ("bridge", "none"):
+            raise SipStartError(
+                f"TelephonyOptions.transfer_fallback : « {options.transfer_fallback} » inconnu ; "
+                "choix possibles : bridge, none (une redirection 302 n'est possible qu'avant "
+                "de décrocher : CallLeg.redirect)."
+            )
+        self._ep = pj.Endpoint()
+        ep = self._ep
+        ep.libCreate()
+        config = pj.EpConfig()
+        config.uaConfig.threadCnt = 0
+        config.uaConfig.mainThreadOnly = True
+        wanted_calls = 2 * (options.max_calls + options.sip_extra_calls)
+        if wanted_calls > self.call_limit:
+            log.warning(
+                "this pjsua2 build holds at most %d calls (PJSUA_MAX_CALLS, bridged advisor "
+                "legs included); max_calls + sip_extra_calls = %d: calls beyond get 486",
+                self.call_limit, options.max_calls + options.sip_extra_calls,
+            )
+        config.uaConfig.maxCalls = min(wanted_calls, self.call_limit)
+        config.uaConfig.userAgent = "allo-caf"
+        self._log_writer = _LogWriter()
+        config.logConfig.writer = self._log_writer
+        config.logConfig.level = options.sip_log_level
+        config.logConfig.consoleLevel = options.sip_log_level
+        config.logConfig.msgLogging = options.sip_log_level >= 5
+        config.medConfig.clockRate = _BRIDGE_CLOCK_HZ
+        config.medConfig.sndClockRate = _BRIDGE_CLOCK_HZ
+        config.medConfig.maxMediaPorts = 4 * config.uaConfig.maxCalls + 8
+        config.medConfig.noVad = True  # keep RTP flowing through silences
+        config.medConfig.ecTailLen = 0
+        ep.libInit(config)
+        ep.audDevManager().setNullDev()
+        self._set_codecs()
+        public = options.sip_public_host or options.sip_host
+        for name in options.sip_transports:
+            kind = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}.get(name.lower())
+            if kind is None:
+                raise SipStartError(
+                    f"TelephonyOptions.sip_transports : transport « {name} » inconnu ; "
+                    "choix possibles : udp, tcp (TLS se termine au SBC de l'opérateur)."
+                )
+            transport = pj.TransportConfig()
+            transport.port = self.sip_port
+            transport.boundAddress = options.sip_host
+            transport.publicAddress = public
+            try:
+                transport_id = ep.transportCreate(kind, transport)
+            except pj.Error as exc:
+                raise SipStartError(
+                    f"Impossible d'ouvrir SIP/{name.upper()} sur {options.sip_host}:"
+                    f"{self.sip_port} ({_pj_reason(exc)}) ; port déjà pris ?"
+                ) from None
+            if self.sip_port == 0:
+                self.sip_port = int(ep.transportGetInfo(transport_id).localName.rsplit(":", 1)[1])
+        ep.libStart()
+        account = pj.AccountConfig()
+        account.idUri = f"sip:allo-caf@{public}:{self.sip_port}"
+        media = account.mediaConfig.transportConfig
+        media.port = options.rtp_port_min
+        media.portRange = max(0, options.rtp_port_max - options.rtp_port_min)
+        media.boundAddress = options.sip_host
+        media.publicAddress = public
+        account.mediaConfig.lockCodecEnabled = False  # answers carry one codec anyway
+        self._account = _Account(self)
+        self._account.create(account)
+
+    def _set_codecs(self) -> None:
+        wanted = [c.upper() for c in self.options.codecs]
+        unknown = [c for c in wanted if c not in _CODEC_IDS]
+        if unknown or not wanted:
+            raise SipStartError(
+                f"TelephonyOptions.codecs : codec « {(unknown or [''])[0]} » non géré ; "
+                f"choix possibles : {', '.join(_CODEC_IDS)}."
+            )
+        enabled = {_CODEC_IDS[name]: 250 - rank for rank, name in enumerate(wanted)}
+        for codec in self._ep.codecEnum2():
+            self._ep.codecSetPriority(codec.codecId, enabled.get(codec.codecId, 0))
+
+    # --- calls -----------------------------------------------------------------------------
+    def adopt(self, call: PjCall) -> int:
+        token = next(self._tokens)
+        self._calls[token] = call
+        return token
+
+    def incoming(self, call: PjCall, prm: pj.OnIncomingCallParam) -> None:
+        """A new INVITE: refuse it while draining, else hand a CallLeg to the loop."""
+        if self.draining:
+            call.reject(503)
+            return
+        if self._live_legs >= self.options.max_calls + self.options.sip_extra_calls:
+            call.reject(486)
+            return
+        info = call.getInfo()
+        caller = caller_from_invite(prm.rdata.wholeMsg)
+        leg = CallLeg(
+            self, call.token, info.callIdString, caller,
+            over_capacity=self._live_legs >= self.options.max_calls,
+            loop=self._loop, audio_in_max_frames=self.options.audio_in_max_frames,
+        )
+        call.leg = leg
+        self._live_legs += 1
+        call.ring()
+        self.post(self._on_leg, leg)
+
+    def call_ended(self, call: PjCall) -> None:
+        self._dead.append(call)
+        if call.leg is not None:
+            self._live_legs -= 1
+            self.post(call.leg._set_ended, not call.ended_locally, call.end_status)
+            self.post(self._on_leg_ended, call.leg)
+
+    def _run_jobs(self) -> None:
+        while True:
+            try:
+                job, token, future = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            call = self._calls.get(token)
+            if call is None or call.gone:
+                self.settle(future, error=LookupError("the call has ended"))
+                continue
+            try:
+                self.settle(future, job(call))
+            except Exception as exc:
+                self.settle(future, error=exc)
+
+    def _poll_media(self) -> None:
+        for call in self._calls.values():
+            if call.leg is not None and call.ports and not call.rtp_seen and not call.gone:
+                call.check_rtp()
+
+    def take_port(self, sample_rate: int, on_frame, playout) -> LinePort:
+        free = self._free_ports.get(sample_rate)
+        port = free.pop() if free else LinePort(f"port{next(self._port_names)}", sample_rate)
+        port.bind(on_frame, playout)
+        return port
+
+    def give_back_port(self, port: LinePort) -> None:
+        port.unbind()
+        self._free_ports.setdefault(port.sample_rate, []).append(port)
+
+    def _reap(self) -> None:
+        while self._dead:
+            call = self._dead.pop()
+            call.release_media()
+            self._calls.pop(call.token, None)
+
+    def _shutdown_calls(self) -> None:
+        for call in list(self._calls.values()):
+            if not call.gone:
+                call.end()
+        deadline = time.monotonic() + _STOP_WAIT_S
+        while any(not c.gone for c in self._calls.values()) and time.monotonic() < deadline:
+            try:
+                self._ep.libHandleEvents(_EVENT_WAIT_MS)
+            except Exception:
+                log.exception("SIP thread: event handling failed during shutdown")
+                break
+        for call in self._calls.values():
+            if not call.gone and call.leg is not None:
+                self.post(call.leg._set_ended, False, 0)
+                self.post(self._on_leg_ended, call.leg)
+            call.finish_transfer_if_pending("the SIP stack stopped")
+            self._dead.append(call)
+        self._reap()
+
+    def _fail_jobs(self) -> None:
+        while True:
+            try:
+                _, _, future = self._jobs.get_nowait()
+            except queue.Empty:
+                return
+            self.settle(future, error=LookupError("the SIP stack is stopped"))
+
+    def _destroy(self) -> None:
+        """Free every pjsua2 object, then the library: in that order, or it aborts."""
+        self._calls.clear()
+        self._dead.clear()
+        self._free_ports.clear()
+        if self._account is not None:
+            try:
+                self._account.shutdown()
+            except Exception:
+                log.exception("account shutdown failed")
+            self._account = None
+        gc.collect()
+        if self._ep is not None:
+            try:
+                self._ep.libDestroy()
+            except Exception:
+                log.exception("libDestroy failed")
+            self._ep = None
+        self._log_writer = None
+        gc.collect()
+
+
+class _Account(pj.Account):
+    """The one local identity; with no registrar it takes every INVITE that reaches us."""
+
+    def __init__(self, agent: PjsipAgent):
+        super().__init__()
+        self.agent = agent
+
+    def onIncomingCall(self, prm: pj.OnIncomingCallParam) -> None:  # noqa: N802
+        call = PjCall(self.agent, self, prm.callId)
+        try:
+            self.agent.incoming(call, prm)
+        except Exception:
+            log.exception("incoming call could not be set up; refusing it")
+            call.reject(500)
+
+
+@dataclass
+class _Transfer:
+    uri: str
+    future: asyncio.Future[TransferResult]
+    method: str = "refer"
+    refer_status: int = 0
+    finished: bool = False
+
+
+class PjCall(pj.Call):
+    """A pjsua2 call and what hangs off it: ports, transfer, bridge partner. SIP thread only."""
+
+    def __init__(self, agent: PjsipAgent, account: pj.Account, call_id: int = pj.PJSUA_INVALID_ID):
+        super().__init__(account, call_id)
+        self.agent = agent
+        self.account = account
+        self.token = agent.adopt(self)
+        self.leg: CallLeg | None = None  # None for the bridge leg towards an advisor
+        self.ports: list[LinePort] = []
+        self.audio: pj.AudioMedia | None = None
+        self.media_index = -1
+        self.rtp_seen = False
+        self.answered = False
+        self.confirmed = False
+        self.gone = False
+        self.ended_locally = False
+        self.end_status = 0
+        self.transfer: _Transfer | None = None
+        self.partner: PjCall | None = None
+        self.bridged = False
+
+    # --- jobs from the loop ------------------------------------------------------------
+    def ring(self) -> None:
+        self._respond(180)
+
+    def answer_ok(self) -> None:
+        if self.answered:
+            return
+        self._respond(200)
+        self.answered = True
+        self.agent.post(self.leg._set_answered)
+
+    def reject(self, status: int) -> None:
+        self.ended_locally = True
+        prm = pj.CallOpParam()
+        prm.statusCode = status
+        try:
+            self.hangup(prm)
+        except pj.Error as exc:
+            log.warning("could not refuse a call with %d: %s", status, _pj_reason(exc))
+
+    def redirect(self, uri: str) -> None:
+        self.ended_locally = True
+        prm = pj.CallOpParam()
+        prm.statusCode = 302
+        header = pj.SipHeader()
+        header.hName, header.hValue = "Contact", f"<{uri}>"
+        prm.txOption.headers.append(header)
+        self.hangup(prm)
+
+    def end(self) -> None:
+        if self.gone:
+            return
+        self.ended_locally = True
+        prm = pj.CallOpParam()
+        if not self.answered and self.leg is not None:
+            prm.statusCode = 480  # still ringing: "temporarily unavailable"
+        try:
+            self.hangup(prm)
+        except pj.Error as exc:
+            log.debug("hang-up: %s", _pj_reason(exc))
+
+    def start_transfer(self, uri: str, future: asyncio.Future[TransferResult]) -> None:
+        self.transfer = _Transfer(uri, future)
+        try:
+            self.xfer(uri, pj.CallOpParam(True))
+        except pj.Error as exc:
+            log.warning("REFER to %s not sent: %s", uri, _pj_reason(exc))
+            self._refer_refused(500, _pj_reason(exc))
+
+    def abandon_transfer(self) -> None:
+        transfer = self.transfer
+        if transfer is None or transfer.finished:
+            return
+        transfer.finished = True
+        if self.partner is not None and not self.bridged:
+            self.partner.end()
+
+    # --- pjsua2 callbacks (SIP thread) ----------------------------------------------------
+    def onCallState(self, prm: pj.OnCallStateParam) -> None:  # noqa: N802
+        try:
+            info = self.getInfo()
+            if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+                self.confirmed = True
+                if self.leg is None:
+                    self._try_bridge()
+            elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                self.gone = True
+                self.end_status = info.lastStatusCode
+                self._on_disconnected()
+        except Exception:
+            log.exception("call state callback failed")
+
+    def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:  # noqa: N802
+        try:
+            info = self.getInfo()  # keep it: iterating a temporary's .media reads freed memory
+            for media in info.media:
+                active = media.status == pj.PJSUA_CALL_MEDIA_ACTIVE
+                if media.type == pj.PJMEDIA_TYPE_AUDIO and active:
+                    self._connect_audio(media.index)
+                    break
+        except Exception:
+            log.exception("media state callback failed")
+
+    def onDtmfDigit(self, prm: pj.OnDtmfDigitParam) -> None:  # noqa: N802
+        try:
+            if self.leg is not None and prm.digit:
+                self.agent.post(self.leg.dtmf.put_nowait, prm.digit)
+        except Exception:
+            log.exception("DTMF callback failed")
+
+    def onCallTransferStatus(self, prm: pj.OnCallTransferStatusParam) -> None:  # noqa: N802
+        try:
+            self._transfer_status(prm)
+        except Exception:
+            log.exception("transfer status callback failed")
+
+    def onCallTransferRequest(self, prm: pj.OnCallTransferRequestParam) -> None:  # noqa: N802
+        prm.statusCode = 603  # the bot transfers; nobody transfers the bot
+
+    # --- audio ------------------------------------------------------------------------
+    def _connect_audio(self, index: int) -> None:
+        audio = self.getAudioMedia(index)
+        if self.audio is not None and self.audio.getPortId() == audio.getPortId():
+            return  # a re-INVITE that kept the same stream
+        self.release_media()
+        self.audio, self.media_index = audio, index
+        if self.leg is None:
+            self._try_bridge()
+            return
+        stream = self.getStreamInfo(index)
+        codec = stream.codecName.upper()
+        rx_rate = ASR_RATE if codec == "G722" else LINE_RATE
+        push = self._push_frame
+        take = self.agent.take_port
+        if rx_rate == LINE_RATE:
+            self.ports = [take(LINE_RATE, push, self.leg.playout)]
+        else:
+            self.ports = [take(rx_rate, push, None), take(LINE_RATE, None, self.leg.playout)]
+        audio.startTransmit(self.ports[0])
+        self.ports[-1].startTransmit(audio)
+        self.agent.post(self.leg._set_media, codec, rx_rate)
+
+    def _push_frame(self, frame) -> None:  # media clock thread
+        self.agent.post(self.leg._push_audio, frame)
+
+    def check_rtp(self) -> None:
+        """Set ``media_ready`` once the caller's RTP has really arrived."""
+        try:
+            received = self.getStreamStat(self.media_index).rtcp.rxStat.pkt
+        except pj.Error:
+            return
+        if received > 0:
+            self.rtp_seen = True
+            self.agent.post(self.leg.media_ready.set)
+
+    def release_media(self) -> None:
+        for port in self.ports:
+            for source, sink in ((self.audio, port), (port, self.audio)):
+                try:
+                    if source is not None and sink is not None:
+                        source.stopTransmit(sink)
+                except pj.Error:
+                    pass  # the stream is already gone, and its connections with it
+            self.agent.give_back_port(port)
+        self.ports = []
+        self.audio = None
+
+    # --- transfer ----------------------------------------------------------------------
+    def _transfer_status(self, prm: pj.OnCallTransferStatusParam) -> None:
+        transfer = self.transfer
+        if transfer is None or transfer.finished or transfer.method != "refer":
+            prm.cont = False
+            return
+        status = prm.statusCode
+        if not prm.finalNotify and status < 200:
+            transfer.refer_status = 202  # a NOTIFY or the 202 itself: the REFER was taken on
+            return
+        prm.cont = False
+        if transfer.refer_status == 0 and not 200 <= status < 300:
+            self._refer_refused(status, prm.reason)
+            return
+        self._finish(TransferResult(
+            transfer_outcome(status), status, prm.reason, "refer", transfer.refer_status or status
+        ))
+
+    def _refer_refused(self, status: int, reason: str) -> None:
+        transfer = self.transfer
+        transfer.refer_status = status
+        if self.agent.options.transfer_fallback != "bridge":
+            self._finish(TransferResult(TransferOutcome.REFUSED, status, reason, "refer", status))
+            return
+        log.info("REFER refused (%d %s): bridging to %s", status, reason, transfer.uri)
+        transfer.method = "bridge"
+        partner = PjCall(self.agent, self.account)
+        partner.partner, self.partner = self, partner
+        prm = pj.CallOpParam(True)
+        prm.opt.audioCount, prm.opt.videoCount = 1, 0
+        try:
+            partner.makeCall(transfer.uri, prm)
+        except pj.Error as exc:
+            partner.gone = True
+            self.agent._dead.append(partner)
+            self.partner = None
+            self._finish(TransferResult(
+                TransferOutcome.REFUSED, 500, _pj_reason(exc), "bridge", status
+            ))
+
+    def _try_bridge(self) -> None:
+        """On the advisor leg: once it is answered and has audio, join it to the caller."""
+        caller = self.partner
+        if caller is None or caller.gone or self.audio is None or not self.confirmed:
+            return
+        if caller.bridged or caller.audio is None:
+            return
+        for port in caller.ports:
+            for source, sink in ((caller.audio, port), (port, caller.audio)):
+                try:
+                    source.stopTransmit(sink)
+                except pj.Error:
+                    pass
+        caller.audio.startTransmit(self.audio)
+        self.audio.startTransmit(caller.audio)
+        caller.bridged = self.bridged = True
+        caller.agent.post(_mark_bridged, caller.leg)
+        caller._finish(TransferResult(
+            TransferOutcome.ACCEPTED, 200, "OK", "bridge", caller.transfer.refer_status
+        ))
+
+    def _finish(self, result: TransferResult) -> None:
+        transfer = self.transfer
+        if transfer is None or transfer.finished:
+            return
+        transfer.finished = True
+        self.agent.settle(transfer.future, result)
+
+    def finish_transfer_if_pending(self, reason: str) -> None:
+        transfer = self.transfer
+        if transfer is not None and not transfer.finished:
+            self._finish(TransferResult(TransferOutcome.REFUSED, 0, reason, transfer.method,
+                                        transfer.refer_status))
+
+    def _on_disconnected(self) -> None:
+        partner = self.partner
+        if self.leg is not None:  # the caller's leg
+            self.finish_transfer_if_pending("the call ended during the transfer")
+            if partner is not None and not partner.gone:
+                partner.end()
+            self.agent.call_ended(self)
+            return
+        # the bridge leg towards an advisor
+        if partner is not None:
+            if partner.bridged:
+                partner.end()
+            elif partner.transfer is not None and not partner.transfer.finished:
+                status = self.end_status or 500
+                partner._finish(TransferResult(
+                    transfer_outcome(status) if status >= 300 else TransferOutcome.REFUSED,
+                    status, self.getInfo().lastReason, "bridge", partner.transfer.refer_status,
+                ))
+            partner.partner = None
+        self.partner = None
+        self.agent.call_ended(self)
+
+    def _respond(self, status: int) -> None:
+        prm = pj.CallOpParam()
+        prm.statusCode = status
+        self.answer(prm)
+
+
+class _LogWriter(pj.LogWriter):
+    def write(self, entry: pj.LogEntry) -> None:
+        try:
+            level = _LOG_LEVELS.get(entry.level, logging.DEBUG)
+            logging.getLogger("pjsip").log(level, "%s", entry.msg.rstrip())
+        except Exception:
+            pass  # logging must never take the SIP thread down
+
+
+def _mark_bridged(leg: CallLeg) -> None:
+    leg.bridged = True
+    leg.playout.close()
+
+
+def _settle(future: asyncio.Future, result: Any, error: BaseException | None) -> None:
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _pj_reason(exc: BaseException) -> str:
+    if isinstance(exc, pj.Error):
+        return exc.reason or exc.title or str(exc.status)
+    return str(exc) or type(exc).__name__
+
+
+# --- Caller identity from the INVITE that PJSIP already parsed ------------------------------
+
+_HEADER = re.compile(r"^(p-asserted-identity|from|f)\s*:\s*(.*)$", re.IGNORECASE)
+_URI_USER = re.compile(r"(?:sips?|tel):([^@;>\s]+)", re.IGNORECASE)
+
+
+def caller_from_invite(message: str) -> str:
+    """The caller's number or user: P-Asserted-Identity (set by the operator's network) if
+    present, else From. ``anonymous`` or empty when withheld. Never raises."""
+    try:
+        found: dict[str, str] = {}
+        for line in message.split("\r\n\r\n", 1)[0].splitlines()[1:]:
+            match = _HEADER.match(line)
+            if match:
+                name = "from" if match.group(1).lower() == "f" else match.group(1).lower()
+                found.setdefault(name, match.group(2))
+        for name in ("p-asserted-identity", "from"):
+            if name in found:
+                user = _URI_USER.search(found[name])
+                if user:
+                    return user.group(1)
+        return ""
+    except Exception:
+        return ""

@@ -1,0 +1,139 @@
+"""The end-of-turn state machine, driven by probabilities and times (no clock, no I/O)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from asr_signals import concat, french, silence, white_noise
+
+from asr.endpointing import (
+    Endpointer,
+    NoInput,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+)
+from asr.options import VadOptions
+from asr.vad import StreamingVad
+from bot.audio import ASR_RATE, LINE_RATE, AudioFrame, StreamResampler, frame_bytes
+
+FRAME = AudioFrame(bytes(320), LINE_RATE)  # 20 ms; its content does not matter here
+FLAT = VadOptions(end_silence_ms=700, short_utterance_ms=0, tentative_silence_ms=0)
+
+
+class Run:
+    """Feeds probabilities 20 ms apart and keeps the events with their times."""
+
+    def __init__(self, options: VadOptions):
+        self.endpointer = Endpointer(options)
+        self.now_ms = 0
+        self.events: list = []
+
+    def feed(self, prob: float, ms: int) -> Run:
+        for _ in range(ms // 20):
+            self.now_ms += 20
+            self.events += self.endpointer.push(FRAME, prob, self.now_ms)
+        return self
+
+    def kinds(self) -> list[str]:
+        return [type(e).__name__ for e in self.events]
+
+
+def test_a_click_shorter_than_min_speech_starts_nothing():
+    run = Run(FLAT).feed(0.0, 200).feed(0.9, 100).feed(0.0, 2000)
+    assert run.events == []
+
+
+def test_speech_starts_after_min_speech_and_ends_after_the_trailing_silence():
+    run = Run(FLAT).feed(0.0, 400).feed(0.9, 1000).feed(0.0, 1000)
+    started, ended = run.events
+    assert started == SpeechStarted(start_ms=400, at_ms=600)
+    assert isinstance(ended, SpeechEnded)
+    assert (ended.start_ms, ended.end_ms, ended.at_ms, ended.capped) == (400, 1400, 2100, False)
+    # 200 ms of pre-roll + 1000 ms of speech + 700 ms of trailing silence
+    assert ended.audio.duration_ms == 1900
+
+
+def test_a_pause_shorter_than_the_end_silence_keeps_the_turn():
+    run = Run(FLAT).feed(0.9, 1000).feed(0.0, 680).feed(0.9, 1000).feed(0.0, 700)
+    assert run.kinds() == ["SpeechStarted", "SpeechEnded"]
+    assert run.events[1].end_ms == 2680
+
+
+def test_in_between_probabilities_neither_end_nor_extend_speech():
+    # 0.4 is below the threshold (0.5) but above threshold - 0.15: not silence either
+    run = Run(FLAT).feed(0.9, 1000).feed(0.4, 2000)
+    assert run.kinds() == ["SpeechStarted"]
+
+
+def test_a_short_utterance_gets_the_longer_wait():
+    options = dataclasses.replace(FLAT, short_utterance_ms=2500, short_end_silence_ms=1200)
+    short = Run(options).feed(0.9, 1500).feed(0.0, 1000)
+    assert short.kinds() == ["SpeechStarted"]  # 1 s of silence after 1.5 s: not done yet
+    short.feed(0.0, 200)
+    assert short.kinds() == ["SpeechStarted", "SpeechEnded"]
+    long = Run(options).feed(0.9, 3000).feed(0.0, 700)
+    assert long.kinds() == ["SpeechStarted", "SpeechEnded"]
+
+
+def test_an_endless_utterance_is_capped():
+    options = dataclasses.replace(FLAT, max_utterance_ms=5000)
+    run = Run(options).feed(0.9, 6000)
+    ended = run.events[1]
+    assert isinstance(ended, SpeechEnded) and ended.capped
+    assert ended.at_ms - ended.start_ms == 5000
+
+
+def test_no_input_fires_once_per_listen_and_counts_until_the_caller_speaks():
+    options = dataclasses.replace(FLAT, no_input_timeout_ms=3000)
+    run = Run(options)
+    run.endpointer.listen(0)
+    run.feed(0.0, 5000)
+    assert run.events == [NoInput(at_ms=3000, count=1)]
+    run.endpointer.listen(run.now_ms)
+    run.feed(0.0, 3000)
+    assert run.events[-1] == NoInput(at_ms=8000, count=2)
+    run.endpointer.listen(run.now_ms)
+    run.feed(0.9, 500).feed(0.0, 800)
+    run.endpointer.listen(run.now_ms)
+    run.feed(0.0, 3000)
+    assert run.events[-1] == NoInput(at_ms=12300, count=1)
+
+
+def test_no_input_is_not_armed_while_the_bot_speaks():
+    options = dataclasses.replace(FLAT, no_input_timeout_ms=3000)
+    run = Run(options)
+    run.endpointer.listen(0)
+    run.endpointer.stop_listening()
+    run.feed(0.0, 10_000)
+    assert run.events == []
+
+
+def test_a_pause_is_offered_early_and_withdrawn_when_the_caller_goes_on():
+    options = dataclasses.replace(FLAT, tentative_silence_ms=300)
+    run = Run(options).feed(0.9, 1000).feed(0.0, 400).feed(0.9, 600).feed(0.0, 800)
+    assert run.kinds() == ["SpeechStarted", "SpeechPaused", "SpeechResumed", "SpeechPaused",
+                           "SpeechEnded"]
+    paused, resumed = run.events[1], run.events[2]
+    assert isinstance(paused, SpeechPaused) and isinstance(resumed, SpeechResumed)
+    assert (paused.end_ms, paused.at_ms, resumed.at_ms) == (1000, 1300, 1420)
+
+
+def test_a_recorded_caller_pausing_mid_sentence_is_not_cut_off(silero):
+    """Real speech: a prompt cut in two by 600 ms of line noise stays one utterance."""
+    prompt = french("followme_status")  # 5.5 s, "La personne que vous désirez joindre…"
+    half = len(prompt.pcm) // 2 // 320 * 320
+    audio = concat(silence(0.5), AudioFrame(prompt.pcm[:half], LINE_RATE),
+                   white_noise(0.6, -60), AudioFrame(prompt.pcm[half:], LINE_RATE),
+                   silence(2.5))
+    vad, resampler = StreamingVad(silero), StreamResampler(LINE_RATE, ASR_RATE)
+    endpointer = Endpointer(VadOptions())
+    events = []
+    step = frame_bytes(LINE_RATE)
+    for n, i in enumerate(range(0, len(audio.pcm) - step + 1, step), start=1):
+        frame = AudioFrame(audio.pcm[i : i + step], LINE_RATE)
+        events += endpointer.push(frame, vad.process(resampler.process(frame)), n * 20)
+    ended = [e for e in events if isinstance(e, SpeechEnded)]
+    assert len(ended) == 1
+    assert ended[0].audio.duration_ms >= prompt.duration_ms

@@ -1,0 +1,150 @@
+"""Turn-taking as a caller lives it: real Whisper, real dialogue, real audio, a clocked line.
+
+The caller's words are human recordings (tests/data/asr); what the bot says is its pre-rendered audio. Each test checks what
+a caller would notice (was the bot cut, did it answer, was the call handed over) and the
+``message_ms``/``listened_ms`` pair that billing reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+
+import pytest
+from clocked_line import ClockedLine
+
+from bot.audio import read_wav
+from bot.pipeline import Conversation, ConversationResult, Ending, VoiceServices
+from bot.settings import PROJECT_ROOT
+
+ASR = PROJECT_ROOT / "tests" / "data" / "asr" / "fr"
+QUESTION = read_wav(ASR / "conf-invalidpin.wav")  # « Ce code d'accès est invalide… »
+SHORT_WORD = read_wav(ASR / "digits" / "1.wav")  # « un »: as short as « oui » or « hm »
+
+
+def converse(services: VoiceServices, line: ClockedLine, runner, name: str) -> ConversationResult:
+    async def run() -> ConversationResult:
+        conversation = Conversation(services, line, name, line.transfer)
+        clock = asyncio.create_task(line.run_clock())
+        try:
+            return await asyncio.wait_for(conversation.run(), 120)
+        finally:
+            line.hang_up()
+            await clock
+
+    return runner(run())
+
+
+@pytest.fixture()
+def line(event_loop_runner) -> ClockedLine:
+    async def make() -> ClockedLine:
+        return ClockedLine()
+
+    return event_loop_runner(make())
+
+
+def messages(result: ConversationResult, key: str):
+    return [m for m in result.messages if m.key == key]
+
+
+def test_a_question_after_the_greeting_is_answered_and_heard_whole(voice_services, line,
+                                                                   event_loop_runner):
+    line.after("greeting", line.say(QUESTION))
+    line.after("reply", line.hang_up)
+    result = converse(voice_services, line, event_loop_runner, "answered")
+    [answer] = messages(result, "reply")
+    assert answer.action == "answer" and answer.motif, result.turns
+    assert answer.listened_ms == answer.message_ms > 5000
+    assert not answer.interrupted
+    assert result.billed_message == answer
+    assert result.motif == answer.motif
+    turn = result.turns[0]
+    assert turn.transcript and turn.asr_ms > 0 and turn.response_ms >= turn.asr_ms
+
+
+def test_speaking_over_the_answer_stops_it_and_is_taken_as_the_next_turn(voice_services, line,
+                                                                        event_loop_runner):
+    line.after("greeting", line.say(QUESTION))
+    line.during("reply", 3000, line.say(QUESTION))  # the caller asks again, over the answer
+    line.after("reply", line.hang_up, nth=2)
+    result = converse(voice_services, line, event_loop_runner, "barge-in")
+    first, second = messages(result, "reply")
+    assert first.interrupted and first.listened_ms < first.message_ms
+    barge_in_ms = voice_services.settings.vad.barge_in_ms
+    assert 3000 + barge_in_ms <= first.listened_ms < 3000 + QUESTION.duration_ms
+    assert len(result.turns) == 2 and second.action == "answer"
+    assert not second.interrupted and result.billed_message == second
+
+
+def test_a_short_word_over_the_answer_does_not_cut_it(voice_services, line, event_loop_runner):
+    line.after("greeting", line.say(QUESTION))
+    line.during("reply", 3000, line.say(SHORT_WORD))
+    line.after("reply", line.hang_up)
+    result = converse(voice_services, line, event_loop_runner, "backchannel")
+    [answer] = messages(result, "reply")
+    assert not answer.interrupted and answer.listened_ms == answer.message_ms
+    assert len(result.turns) == 1
+
+
+def test_the_automated_assistant_notice_cannot_be_interrupted(voice_services, line,
+                                                              event_loop_runner):
+    line.during("greeting", 1000, line.say(QUESTION))
+    line.after("greeting", line.hang_up)
+    result = converse(voice_services, line, event_loop_runner, "greeting")
+    [greeting] = messages(result, "greeting")
+    assert not greeting.interrupted and greeting.listened_ms == greeting.message_ms
+    assert result.turns == []  # words said over the notice are not a question
+
+
+def test_hanging_up_mid_answer_records_what_was_heard(voice_services, line, event_loop_runner):
+    line.after("greeting", line.say(QUESTION))
+    line.during("reply", 4000, line.hang_up)
+    result = converse(voice_services, line, event_loop_runner, "hang-up")
+    billed = result.billed_message
+    assert result.ending is Ending.HUNG_UP
+    assert billed is not None and billed.interrupted
+    assert 4000 <= billed.listened_ms <= 4100 < billed.message_ms
+
+
+def test_silence_gets_a_prompt_then_an_advisor(voice_services, line, event_loop_runner):
+    result = converse(voice_services, line, event_loop_runner, "silence")
+    assert [m.key for m in result.messages] == ["greeting", "no_input", "no_input_handoff"]
+    assert result.ending is Ending.HANDOFF and line.transfers == 1
+
+
+def test_key_zero_works_during_the_greeting(voice_services, line, event_loop_runner):
+    line.during("greeting", 1000, line.press("0"))
+    result = converse(voice_services, line, event_loop_runner, "dtmf")
+    assert messages(result, "greeting")[0].interrupted
+    assert result.turns[0].reply.motif == "conseiller"
+    assert result.ending is Ending.HANDOFF and line.transfers == 1
+
+
+def test_a_failed_transfer_apologises_gives_the_hours_and_goes_on(voice_services, line,
+                                                                  event_loop_runner):
+    line.transfer_succeeds = False
+    line.after("greeting", line.press("0"))
+    line.after("transfer_failed", line.hang_up)
+    result = converse(voice_services, line, event_loop_runner, "transfer-failed")
+    assert [m.key for m in result.messages][-2:] == ["reply", "transfer_failed"]
+    assert line.transfers == 1 and result.ending is Ending.HUNG_UP
+
+
+class FaultyTranscriber:
+    """A fake that injects the fault a crashed ASR model would cause: it always raises."""
+
+    options = None
+
+    def transcribe(self, audio, prompt=None):
+        raise RuntimeError("model crashed (injected)")
+
+
+def test_a_crash_in_the_pipeline_apologises_and_hands_off(voice_services, line,
+                                                         event_loop_runner):
+    broken = dataclasses.replace(voice_services, transcriber=FaultyTranscriber())
+    line.after("greeting", line.say(QUESTION))
+    result = converse(broken, line, event_loop_runner, "crash")
+    assert [m.key for m in result.messages] == ["greeting", "error_apology"]
+    assert messages(result, "error_apology")[0].listened_ms > 0  # said, never dead air
+    assert "model crashed" in result.error
+    assert result.ending is Ending.HANDOFF and line.transfers == 1
