@@ -24,12 +24,11 @@ question costs a Whisper run; the greeting and answers are pre-rendered audio).
 
 Measured per N, from each service's log (one INFO line per answered turn; its
 ``response N ms`` is from the end of the caller's speech, end-of-turn silence wait
-included, to the reply being decided, i.e. VAD wait + ASR + dialogue; the reply's audio is
-then read from the pre-rendered cache):
+included, to the reply's first audio being ready, i.e. VAD wait + ASR + dialogue + the
+read from the pre-rendered cache, logged as ``tts N ms``):
 response_ms p50/p95/max, asr_ms, calls completed, turns answered, failures (calls that did
 not get an answer to every question), machine CPU use, load average and the services' RSS.
-``/metrics``' response histogram (which also counts the time to the first reply audio) is
-read as a cross-check. Target: p95 <= 1.5 s; the node's capacity is the largest N that
+``/metrics``' response histogram is read as a cross-check. Target: p95 <= 1.5 s; the node's capacity is the largest N that
 meets it with no failed call.
 """
 

@@ -31,7 +31,8 @@ BARESIP_MODULES = Path("/usr/lib/baresip/modules")
 READY_LINE = "En service"
 TURN_LINE = re.compile(
     r"^(?P<time>\S+ \S+) INFO bot\.pipeline: (?P<call>.+?): (?P<action>\S+) (?P<motif>\S+) "
-    r"\((?P<conf>[0-9.]+)\) asr (?P<asr>\d+) ms, response (?P<response>\d+) ms\s*$")
+    r"\((?P<conf>[0-9.]+)\) asr (?P<asr>\d+) ms, tts (?P<tts>\d+) ms, "
+    r"response (?P<response>\d+) ms\s*$")
 """The one INFO line ``bot.pipeline`` logs per answered turn."""
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -249,6 +250,7 @@ def turn_lines(text: str) -> list[dict]:
         if m:
             turns.append({"call_id": m["call"], "action": m["action"], "motif": m["motif"],
                           "confidence": float(m["conf"]), "asr_ms": int(m["asr"]),
+                          "tts_ms": int(m["tts"]),
                           "response_ms": int(m["response"]), "time": m["time"]})
     return turns
 

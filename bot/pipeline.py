@@ -380,8 +380,6 @@ class Conversation:
             return
         self._result.turns.append(turn)
         reply = turn.reply
-        log.info("%s: %s %s (%.2f) asr %d ms, response %d ms", self.id, reply.action,
-                 reply.motif, reply.confidence, turn.asr_ms, turn.response_ms)
         then = "listen"
         if reply.handoff:
             then = "handoff"
@@ -527,6 +525,9 @@ class Conversation:
                 updated = Turn(turn.transcript, turn.reply, turn.asr_ms, turn.nlu_ms, tts_ms,
                                turn.response_ms + tts_ms)
                 self._result.turns[index] = updated
+                log.info("%s: %s %s (%.2f) asr %d ms, tts %d ms, response %d ms", self.id,
+                         turn.reply.action, turn.reply.motif, turn.reply.confidence,
+                         turn.asr_ms, tts_ms, updated.response_ms)
                 if self.on_turn:
                     self.on_turn(updated)
 

@@ -79,6 +79,9 @@ class CallFlow:
             log.exception("call %s: call flow failed", leg.call_id)
             report = await self._rescue(leg, transfers, exc)
         report.transfers = transfers
+        if leg.dropped_frames:  # the loop fell behind the RTP clock: the node is overloaded
+            log.warning("call %s: %d incoming audio frame(s) dropped", leg.call_id,
+                        leg.dropped_frames)
         ended_at = leg.ended_at or datetime.now(timezone.utc)
         self._remember(leg.call_id, report)
         self.metrics.count_call(report.outcome.value)

@@ -174,8 +174,8 @@ class PjsipAgent:
         if wanted_calls > self.call_limit:
             log.warning(
                 "this pjsua2 build holds at most %d calls (PJSUA_MAX_CALLS, bridged advisor "
-                "legs included); max_calls + sip_extra_calls = %d: calls beyond get 486",
-                self.call_limit, options.max_calls + options.sip_extra_calls,
+                "legs included); 2 x (max_calls + sip_extra_calls) = %d wanted: calls "
+                "beyond the limit get 486", self.call_limit, wanted_calls,
             )
         config.uaConfig.maxCalls = min(wanted_calls, self.call_limit)
         config.uaConfig.userAgent = "allo-caf"

@@ -18,7 +18,7 @@ from typing import Any
 from bot.errors import KbError
 from bot.kb.messages import MESSAGE_KEYS
 from bot.kb.model import Entry, KnowledgeBase, Motif, MotifKind
-from bot.kb.triggers import normalise, trigger_pattern
+from bot.kb.triggers import TriggerRule, normalise, without_glue
 from bot.kb.yaml_lines import LDict, line_of, load_yaml
 
 MOTIFS_FILE = "motifs.yml"
@@ -366,11 +366,12 @@ class _Checker:
         """A trigger found in a question of a motif that is not a hand-off would transfer
         callers who ask that question: the editor must narrow the trigger."""
         handoff = {m for m, motif in self.motifs.items() if motif.kind is MotifKind.HANDOFF}
-        questions = [(norm, place) for norm, place in self.questions.items() if place[0] not in handoff]
+        questions = [(norm, without_glue(norm), place) for norm, place in self.questions.items()
+                     if place[0] not in handoff]
         for norm_trigger, (trigger, entry_id, file, line) in self.triggers.items():
-            pattern = trigger_pattern(norm_trigger)
-            for norm_question, (motif_id, other_entry, other_file, other_line) in questions:
-                if pattern.search(norm_question):
+            rule = TriggerRule.of(norm_trigger)
+            for norm_question, bare, (motif_id, other_entry, other_file, other_line) in questions:
+                if rule.found_in(norm_question, bare):
                     self.error(file, line, f"le déclencheur « {trigger} » se trouve dans une question du "
                                            f"motif « {motif_id} » ({other_file}:{other_line}) : cette "
                                            "question serait transférée à un conseiller. Précisez le "

@@ -8,6 +8,12 @@ for them in the utterance before any NLU and, on a match, hands off with that en
 Matching is done on a normalised form (lowercase, no accents, apostrophes, hyphens and
 punctuation turned into spaces) and on whole words only, so "dette" matches "ma dette"
 but not "endetté", and "trop-perçu" matches "trop perçu".
+
+Whisper drops or swaps the small words of telephone French ("j'attends pour parler un
+préposé", heard over G.711 for "… parler à un préposé"), so a trigger of several words
+also matches once articles and prepositions are left out on both sides. A trigger that
+such stripping would reduce to one word ("un humain") keeps matching only as written,
+or "un conseiller" would fire on "un rendez-vous avec un conseiller".
 """
 
 from __future__ import annotations
@@ -29,9 +35,35 @@ def normalise(text: str) -> str:
     return " ".join(re.sub(r"[^a-z0-9]+", " ", bare).split())
 
 
-def trigger_pattern(trigger: str) -> re.Pattern[str]:
-    """Whole-word pattern of one normalised trigger, to search in a normalised text."""
-    return re.compile(rf"(?<![a-z0-9]){re.escape(normalise(trigger))}(?![a-z0-9])")
+GLUE_WORDS = frozenset("a au aux d de des du en l la le les un une".split())
+"""Articles and prepositions, the words ASR loses first (normalised, so "à" is "a")."""
+
+
+def without_glue(normalised: str) -> str:
+    return " ".join(word for word in normalised.split() if word not in GLUE_WORDS)
+
+
+def _whole_words(normalised: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![a-z0-9]){re.escape(normalised)}(?![a-z0-9])")
+
+
+@dataclass(frozen=True)
+class TriggerRule:
+    """One trigger phrase, as written and without its small words (see the module doc)."""
+
+    trigger: str
+    exact: re.Pattern[str]
+    loose: re.Pattern[str] | None
+
+    @classmethod
+    def of(cls, trigger: str) -> TriggerRule:
+        bare = without_glue(normalise(trigger))
+        return cls(trigger, _whole_words(normalise(trigger)),
+                   _whole_words(bare) if len(bare.split()) >= 2 else None)
+
+    def found_in(self, normalised: str, bare: str) -> bool:
+        """Whether it is in a text given normalised and ``without_glue`` of that."""
+        return bool(self.exact.search(normalised) or (self.loose and self.loose.search(bare)))
 
 
 @dataclass(frozen=True)
@@ -45,12 +77,9 @@ class TriggerIndex:
 
     def __init__(self, kb: KnowledgeBase):
         self.kb = kb
-        self._rules: list[tuple[re.Pattern[str], str, Entry]] = [
-            (trigger_pattern(trigger), trigger, entry)
-            for entry in kb.entries
-            for trigger in entry.triggers
-            if normalise(trigger)
-        ]
+        self._rules = [(TriggerRule.of(trigger), entry)
+                       for entry in kb.entries for trigger in entry.triggers
+                       if normalise(trigger)]
 
     def match(self, text: str) -> TriggerMatch | None:
         """The hand-off entry a caller's utterance triggers, or None.
@@ -61,10 +90,11 @@ class TriggerIndex:
         normalised = normalise(text)
         if not normalised:
             return None
+        bare = without_glue(normalised)
         found: TriggerMatch | None = None
-        for pattern, trigger, entry in self._rules:
-            if pattern.search(normalised):
+        for rule, entry in self._rules:
+            if rule.found_in(normalised, bare):
                 if entry.motif != GENERIC_HANDOFF_MOTIF:
-                    return TriggerMatch(entry, trigger)
-                found = found or TriggerMatch(entry, trigger)
+                    return TriggerMatch(entry, rule.trigger)
+                found = found or TriggerMatch(entry, rule.trigger)
         return found

@@ -277,6 +277,9 @@ def test_the_shipped_base_hands_off_urgencies_by_trigger():
         "je veux parler à un conseiller": "conseiller",
         "une vraie personne svp": "conseiller",
         "je veux un conseiller j'ai une dette": "urgence",  # the urgency qualifies the call
+        # Whisper over G.711 for « En attente pour parler à un préposé »: the « à » is lost
+        "J'attente pour parler un préposé.": "conseiller",
+        "je veux parler au conseiller": "conseiller",
     }
     found = {text: match.entry.motif if (match := index.match(text)) else None for text in expected}
     assert found == expected
