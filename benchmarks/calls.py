@@ -54,7 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sip_load import (Caller, ServiceProcess, cpu_seconds, free_port,  # noqa: E402
+from sip_load import (Baresip, ServiceProcess, load_caller, cpu_seconds, free_port,  # noqa: E402
                       free_port_block, loadavg, machine_cpu, problem_lines, turn_lines)
 
 from bot.audio import AudioFrame, read_wav, resample, write_wav  # noqa: E402
@@ -223,7 +223,14 @@ def start_services(count: int, workdir: Path, state_dir: Path, startup_s: float,
 
 
 # --- one round: N calls -------------------------------------------------------------------
-async def one_call(index: int, caller: Caller, service: ServiceProcess, delay_s: float,
+async def _event(phone: Baresip, *kinds: str, timeout_s: float) -> dict | None:
+    try:
+        return await phone.wait_event(*kinds, timeout_s=timeout_s)
+    except asyncio.TimeoutError:
+        return None
+
+
+async def one_call(index: int, caller: Baresip, service: ServiceProcess, delay_s: float,
                    call_s: float, t0: float) -> dict:
     await asyncio.sleep(max(0.0, t0 + delay_s - time.monotonic()))
     record = {"index": index, "service": service.index, "delay_s": round(delay_s, 2)}
@@ -233,14 +240,14 @@ async def one_call(index: int, caller: Caller, service: ServiceProcess, delay_s:
     except Exception as exc:
         record["error"] = f"dial: {type(exc).__name__}: {exc}"
         return record
-    event = await caller.wait_event("CALL_ESTABLISHED", "CALL_CLOSED", timeout_s=20)
+    event = await _event(caller, "CALL_ESTABLISHED", "CALL_CLOSED", timeout_s=20)
     if event is None or event["type"] != "CALL_ESTABLISHED":
         record["error"] = ("not answered: " + (event or {}).get("param", "no reply in 20 s"))
         return record
     record["call_id"] = event.get("id")
     record["established_wall"] = time.time() - (time.monotonic() - event["at"])
     record["answer_s"] = round(event["at"] - dialled, 3)
-    closed = await caller.wait_event("CALL_CLOSED", timeout_s=call_s + 60)
+    closed = await _event(caller, "CALL_CLOSED", timeout_s=call_s + 60)
     if closed is None:
         record["error"] = "never closed"
         await asyncio.gather(caller.command("hangup"), return_exceptions=True)
@@ -264,8 +271,9 @@ async def run_round(n: int, services: list[ServiceProcess], workdir: Path, greet
     delays = [d - delays[0] for d in delays]
     # baresip also listens for SIP-TLS on sip_port + 1: 4 ports per caller
     ports = free_port_block(4 * (n + 3), start=23000, stop=32000)
-    callers = [Caller(round_dir, f"caller{i}", scripts[i]["wav"], sip_port=ports + 4 * i,
-                      ctrl_port=ports + 4 * i + 2) for i in range(n)]
+    callers = [load_caller(round_dir, f"caller{i}", scripts[i]["wav"],
+                           sip_port=ports + 4 * i, ctrl_port=ports + 4 * i + 2)
+               for i in range(n)]
     spare = iter(range(ports + 4 * n, ports + 4 * (n + 3), 2))
     offsets = [s.log_size() for s in services]
     metrics_before = [_histogram(s) for s in services]
@@ -292,9 +300,9 @@ async def run_round(n: int, services: list[ServiceProcess], workdir: Path, greet
                     return
                 except RuntimeError as exc:  # a port taken meanwhile: try others
                     log(f"{exc}; retrying")
-                    callers[i] = Caller(round_dir, f"caller{i}-{attempt + 1}",
-                                        scripts[i]["wav"], sip_port=next(spare),
-                                        ctrl_port=next(spare))
+                    callers[i] = load_caller(round_dir, f"caller{i}-{attempt + 1}",
+                                             scripts[i]["wav"], sip_port=next(spare),
+                                             ctrl_port=next(spare))
             await callers[i].start()
 
         await asyncio.gather(*(start(i) for i in range(n)))

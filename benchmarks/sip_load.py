@@ -5,29 +5,30 @@ Used by ``benchmarks/calls.py``. Nothing here listens on anything but 127.0.0.1.
 - ``ServiceProcess``: one ``voicebot serve`` with its own SIP, HTTP and RTP ports, its log
   in a file (the per-turn INFO lines are parsed from it), its RSS and CPU time read from
   ``/proc``; stopped with SIGTERM (the service drains), killed if it does not exit.
-- ``Caller``: one baresip 1.0 user agent (Debian package) driven over ``ctrl_tcp`` (JSON
-  netstrings). It plays one WAV through ``aufile`` and hangs up when the file ends, so the
-  file is the caller's script: silence through the greeting, a question, silence through
-  the answer, maybe another question, then the hang-up. What it hears is dropped (no
-  ``sndfile``): the service's own log says what it answered and when.
+- ``load_caller``: the tests' baresip phone (``tests/telephony/baresip_phone.py``, the one
+  baresip client of the project). It plays one WAV through ``aufile`` and hangs up when the
+  file ends, so the file is the caller's script: silence through the greeting, a question,
+  silence through the answer, maybe another question, then the hang-up. What it hears is
+  not recorded: the service's own log says what it answered and when.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import itertools
-import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, field
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-BARESIP_MODULES = Path("/usr/lib/baresip/modules")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "telephony"))
+from baresip_phone import Baresip, free_port  # noqa: E402
+
+__all__ = ["Baresip", "free_port"]
 READY_LINE = "En service"
 TURN_LINE = re.compile(
     r"^(?P<time>\S+ \S+) INFO bot\.pipeline: (?P<call>.+?): (?P<action>\S+) (?P<motif>\S+) "
@@ -36,22 +37,6 @@ TURN_LINE = re.compile(
 """The one INFO line ``bot.pipeline`` logs per answered turn."""
 PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port free for both UDP and TCP on 127.0.0.1 right now."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, kind) as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        other = socket.SOCK_STREAM if kind == socket.SOCK_DGRAM else socket.SOCK_DGRAM
-        with socket.socket(socket.AF_INET, other) as check:
-            try:
-                check.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port")
 
 
 def free_port_block(count: int, start: int = 21000, stop: int = 32000) -> int:
@@ -264,139 +249,8 @@ def problem_lines(text: str) -> list[str]:
     return out
 
 
-# --- a caller -------------------------------------------------------------------------------
-@dataclass
-class Caller:
-    """One baresip playing ``source`` (mono S16 WAV at 8 kHz for PCMU/PCMA)."""
-
-    workdir: Path
-    name: str
-    source: Path
-    codec: str = "PCMU"
-    sip_port: int = field(default_factory=free_port)
-    ctrl_port: int = field(default_factory=lambda: free_port(socket.SOCK_STREAM))
-    rtp_ports: str = "10000-20000"
-    """Kept away from the services' RTP ranges and from the kernel's ephemeral ports."""
-    events: list[dict] = field(default_factory=list)
-    log_lines: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.dir = self.workdir / self.name
-        self.process: asyncio.subprocess.Process | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._tasks: list[asyncio.Task] = []
-        self._replies: dict[str, asyncio.Future[dict]] = {}
-        self._tokens = itertools.count(1)
-        self._ready = asyncio.Event()
-        self._changed = asyncio.Condition()
-
-    @property
-    def uri(self) -> str:
-        return f"sip:{self.name}@127.0.0.1:{self.sip_port}"
-
-    def _write_config(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / "config").write_text(
-            f"sip_listen\t\t127.0.0.1:{self.sip_port}\n"
-            "net_interface\t\t127.0.0.1\n"
-            f"audio_source\t\taufile,{self.source}\n"
-            "audio_player\n"
-            "audio_alert\n"
-            f"module_path\t\t{BARESIP_MODULES}\n"
-            f"rtp_ports\t\t{self.rtp_ports}\n"
-            "module\t\t\tg711.so\n"
-            "module\t\t\taufile.so\n"
-            "module_app\t\taccount.so\n"
-            "module_app\t\tmenu.so\n"
-            "module_app\t\tctrl_tcp.so\n"
-            f"ctrl_tcp_listen\t\t127.0.0.1:{self.ctrl_port}\n")
-        (self.dir / "accounts").write_text(
-            f"<{self.uri}>;regint=0;answermode=manual;audio_codecs={self.codec}\n")
-
-    async def start(self, timeout_s: float = 15.0) -> None:
-        self._write_config()
-        self.process = await asyncio.create_subprocess_exec(
-            "baresip", "-4", "-f", str(self.dir), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True)
-        self._tasks.append(asyncio.create_task(self._read_log()))
-        try:
-            await asyncio.wait_for(self._ready.wait(), timeout_s)
-        except asyncio.TimeoutError:
-            await self.stop()
-            raise RuntimeError(f"baresip {self.name} not ready after {timeout_s:.0f} s: "
-                               + " | ".join(self.log_lines[-8:])) from None
-        reader, self._writer = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
-        self._tasks.append(asyncio.create_task(self._read_control(reader)))
-
-    async def command(self, command: str, params: str = "", timeout_s: float = 5.0) -> dict:
-        assert self._writer is not None
-        token = str(next(self._tokens))
-        reply: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-        self._replies[token] = reply
-        body = json.dumps({"command": command, "params": params, "token": token}).encode()
-        self._writer.write(str(len(body)).encode() + b":" + body + b",")
-        await self._writer.drain()
-        return await asyncio.wait_for(reply, timeout_s)
-
-    async def wait_event(self, *kinds: str, timeout_s: float) -> dict | None:
-        """The first event of one of these types (seen before or after the call), or None."""
-
-        def found() -> dict | None:
-            return next((e for e in self.events if e.get("type") in kinds), None)
-
-        async def wait() -> dict:
-            async with self._changed:
-                await self._changed.wait_for(lambda: found() is not None)
-                return found()
-
-        try:
-            return await asyncio.wait_for(wait(), timeout_s)
-        except asyncio.TimeoutError:
-            return None
-
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        if self._writer is not None:
-            self._writer.close()
-        process = self.process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 5.0)
-            except asyncio.TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-                await process.wait()
-
-    def kill(self) -> None:
-        """Last resort, synchronous (from a ``finally``)."""
-        process = self.process
-        if process is not None and process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-
-    async def _read_log(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
-        async for raw in self.process.stdout:
-            line = raw.decode(errors="replace").rstrip()
-            self.log_lines.append(line)
-            if "baresip is ready" in line:
-                self._ready.set()
-
-    async def _read_control(self, reader: asyncio.StreamReader) -> None:
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                length = int((await reader.readuntil(b":"))[:-1])
-                message = json.loads((await reader.readexactly(length + 1))[:-1])
-                if message.get("response"):
-                    reply = self._replies.pop(str(message.get("token")), None)
-                    if reply is not None and not reply.done():
-                        reply.set_result(message)
-                elif message.get("event"):
-                    message["at"] = time.monotonic()
-                    async with self._changed:
-                        self.events.append(message)
-                        self._changed.notify_all()
+def load_caller(workdir: Path, name: str, source: Path, sip_port: int, ctrl_port: int) -> Baresip:
+    """A load-test caller: no recording, RTP kept away from the services' ranges and from the
+    kernel's ephemeral ports."""
+    return Baresip(workdir, name, source, sip_port=sip_port, ctrl_port=ctrl_port,
+                   rtp_ports="10000-20000", record=False)

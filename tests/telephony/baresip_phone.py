@@ -15,6 +15,7 @@ import contextlib
 import itertools
 import json
 import socket
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,7 +53,12 @@ class Baresip:
     extra_config: str = ""
     sip_port: int = field(default_factory=free_port)
     ctrl_port: int = field(default_factory=lambda: free_port(socket.SOCK_STREAM))
-    events: asyncio.Queue[dict] = field(default_factory=asyncio.Queue)
+    rtp_ports: str | None = None
+    """A range such as ``10000-20000``, to keep many phones off other processes' ports."""
+    record: bool = True
+    """Dump what it hears (``received_audio``); a load generator does without."""
+    events: list[dict] = field(default_factory=list)
+    """Every event so far, each stamped with ``at`` (``time.monotonic()``)."""
     log_lines: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -64,6 +70,8 @@ class Baresip:
         self._replies: dict[str, asyncio.Future[dict]] = {}
         self._tokens = itertools.count(1)
         self._ready = asyncio.Event()
+        self._changed = asyncio.Condition()
+        self._consumed = 0
 
     @property
     def uri(self) -> str:
@@ -72,41 +80,50 @@ class Baresip:
     def _write_config(self) -> None:
         self.dumps.mkdir(parents=True, exist_ok=True)
         codec_module = {"PCMU": "g711.so", "PCMA": "g711.so", "G722": "g722.so"}[self.codec]
-        (self.dir / "config").write_text(
-            f"sip_listen\t\t127.0.0.1:{self.sip_port}\n"
-            "net_interface\t\t127.0.0.1\n"
-            f"audio_source\t\taufile,{self.source}\n"
-            "audio_player\n"
-            "audio_alert\n"
-            f"module_path\t\t{MODULES}\n"
-            f"module\t\t\t{codec_module}\n"
-            "module\t\t\taufile.so\n"
-            "module\t\t\tsndfile.so\n"
-            f"snd_path\t\t{self.dumps}\n"
-            "module_app\t\taccount.so\n"
-            "module_app\t\tmenu.so\n"
-            "module_app\t\tctrl_tcp.so\n"
-            f"ctrl_tcp_listen\t\t127.0.0.1:{self.ctrl_port}\n"
-            f"{self.extra_config}\n"
-        )
+        lines = [
+            f"sip_listen\t\t127.0.0.1:{self.sip_port}",
+            "net_interface\t\t127.0.0.1",
+            f"audio_source\t\taufile,{self.source}",
+            "audio_player",
+            "audio_alert",
+            f"module_path\t\t{MODULES}",
+            f"module\t\t\t{codec_module}",
+            "module\t\t\taufile.so",
+            "module_app\t\taccount.so",
+            "module_app\t\tmenu.so",
+            "module_app\t\tctrl_tcp.so",
+            f"ctrl_tcp_listen\t\t127.0.0.1:{self.ctrl_port}",
+        ]
+        if self.record:
+            lines += ["module\t\t\tsndfile.so", f"snd_path\t\t{self.dumps}"]
+        if self.rtp_ports:
+            lines.append(f"rtp_ports\t\t{self.rtp_ports}")
+        (self.dir / "config").write_text("\n".join(lines) + f"\n{self.extra_config}\n")
         (self.dir / "accounts").write_text(
             f"<{self.uri}>;regint=0;answermode={self.answermode};audio_codecs={self.codec}\n"
         )
 
-    async def start(self) -> None:
+    async def start(self, timeout_s: float = _READY_S) -> None:
         self._write_config()
         self.process = await asyncio.create_subprocess_exec(
             "baresip", "-4", "-f", str(self.dir),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
         )
         self._tasks.append(asyncio.create_task(self._read_log()))
-        await asyncio.wait_for(self._ready.wait(), _READY_S)
+        try:
+            await asyncio.wait_for(self._ready.wait(), timeout_s)
+        except asyncio.TimeoutError:
+            await self.stop()
+            raise RuntimeError(f"baresip {self.name} not ready after {timeout_s:.0f} s: "
+                               + " | ".join(self.log_lines[-8:])) from None
         reader, self._writer = await asyncio.open_connection("127.0.0.1", self.ctrl_port)
         self._tasks.append(asyncio.create_task(self._read_control(reader)))
 
     async def command(self, command: str, params: str = "", timeout_s: float = 5.0) -> dict:
+        assert self._writer is not None
         token = str(next(self._tokens))
         reply: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
         self._replies[token] = reply
@@ -115,16 +132,25 @@ class Baresip:
         await self._writer.drain()
         return await asyncio.wait_for(reply, timeout_s)
 
-    async def wait_event(self, kind: str, timeout_s: float = 10.0) -> dict:
-        """The next event of this type (``CALL_ESTABLISHED``, ``CALL_CLOSED``…), skipping others."""
+    async def wait_event(self, *kinds: str, timeout_s: float = 10.0) -> dict:
+        """The next event of one of these types (``CALL_ESTABLISHED``, ``CALL_CLOSED``…),
+        skipping others; raises ``asyncio.TimeoutError``."""
 
-        async def next_match() -> dict:
-            while True:
-                event = await self.events.get()
-                if event.get("type") == kind:
-                    return event
+        async def wait() -> dict:
+            async with self._changed:
+                while (event := self._next_unseen(kinds)) is None:
+                    await self._changed.wait()
+                return event
 
-        return await asyncio.wait_for(next_match(), timeout_s)
+        return await asyncio.wait_for(wait(), timeout_s)
+
+    def _next_unseen(self, kinds: tuple[str, ...]) -> dict | None:
+        for index in range(self._consumed, len(self.events)):
+            if self.events[index].get("type") in kinds:
+                self._consumed = index + 1
+                return self.events[index]
+        self._consumed = len(self.events)
+        return None
 
     async def stop(self) -> None:
         """Quit (so sndfile closes its dumps), killing it if it does not."""
@@ -134,12 +160,20 @@ class Baresip:
             self._writer.close()
         process = self.process
         if process is not None and process.returncode is None:
-            process.terminate()
+            with contextlib.suppress(ProcessLookupError):
+                process.terminate()
             try:
                 await asyncio.wait_for(process.wait(), 5.0)
             except asyncio.TimeoutError:
-                process.kill()
+                self.kill()
                 await process.wait()
+
+    def kill(self) -> None:
+        """Last resort, synchronous (from a ``finally``)."""
+        process = self.process
+        if process is not None and process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
 
     def received_audio(self, call: int = -1) -> AudioFrame:
         """What this phone heard (its decoder's output) in its ``call``-th call (default: the
@@ -167,4 +201,7 @@ class Baresip:
                     if reply is not None and not reply.done():
                         reply.set_result(message)
                 elif message.get("event"):
-                    self.events.put_nowait(message)
+                    message["at"] = time.monotonic()
+                    async with self._changed:
+                        self.events.append(message)
+                        self._changed.notify_all()
