@@ -2,8 +2,10 @@
 
 Measures, on this machine: training time from scratch (a fresh process and cache), model
 load time, the latency of one turn, peak memory while serving, accuracy on the held-out
-dev set (benchmarks/data/nlu_dev.yml, phrasings absent from knowledge/) by motif kind, and
-the time to publish an answer-wording change (no retraining).
+dev set (benchmarks/data/nlu_dev.yml, phrasings absent from knowledge/) by motif kind, the
+entry chosen within motifs of several entries (``entry_accuracy``, over the phrasings whose
+motif was right and which carry an ``entry`` label), and the time to publish an
+answer-wording change (no retraining).
 
     .venv/bin/python benchmarks/nlu.py [--skip-training]
 """
@@ -80,6 +82,7 @@ async def evaluate(tmp: Path) -> dict:
     await dialogue.respond("warm-up", "bonjour")
     latencies, per_motif, per_kind = [], defaultdict(Counter), defaultdict(Counter)
     confusions = Counter()
+    entries, entry_confusions = Counter(), Counter()
     for number, example in enumerate(examples):
         expected = example["motif"]
         kind = kb.kind_of(expected)
@@ -96,6 +99,11 @@ async def evaluate(tmp: Path) -> dict:
         per_motif[expected][f"action_{reply.action}"] += 1
         if not correct:
             confusions[f"{expected} -> {reply.motif or 'clarify'}"] += 1
+        if example.get("entry") and correct:  # which of the motif's entries answered
+            entries["n"] += 1
+            entries["correct"] += reply.entry_id == example["entry"]
+            if reply.entry_id != example["entry"]:
+                entry_confusions[f"{example['entry']} -> {reply.entry_id}"] += 1
 
     def rate(kind: MotifKind, key: str) -> float:
         counts = per_kind[kind.value]
@@ -120,6 +128,9 @@ async def evaluate(tmp: Path) -> dict:
         "clarify_rate": round(sum(c["action_clarify"] for c in per_kind.values()) / len(examples), 4),
         "per_motif_accuracy": {m: round(c["correct"] / c["n"], 3) for m, c in sorted(per_motif.items())},
         "top_confusions": dict(confusions.most_common(12)),
+        "entry_examples": entries["n"],
+        "entry_accuracy": round(entries["correct"] / entries["n"], 4) if entries["n"] else 0.0,
+        "top_entry_confusions": dict(entry_confusions.most_common(8)),
     }
 
 

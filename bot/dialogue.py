@@ -23,9 +23,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.actions import build_executor
-from bot.actions.base import ENTRY_ENTITY
+from bot.actions.base import ENTRY_ENTITY, FALLBACK_INTENT
+from bot.kb.model import KnowledgeBase
 from bot.kb.store import KbStore, Snapshot
-from bot.kb.triggers import TriggerIndex
+from bot.kb.triggers import TriggerIndex, normalise
 from bot.rasa_env import prepare_rasa
 from bot.settings import Settings
 
@@ -115,11 +116,14 @@ class Dialogue:
         cleaned = " ".join(text.replace("/", " ").split())  # "/intent" is Rasa's trigger syntax
         if not cleaned:
             return self._clarify_reply(start)
+        kb = self.snapshot.kb
         match = self._trigger_index().match(cleaned)
         if match is not None:  # safety net: hand off, never a FAQ answer
             log.info("hand-off trigger %r -> %s", match.trigger, match.entry.id)
             entities = json.dumps({ENTRY_ENTITY: match.entry.id})
             cleaned = f"/{match.entry.motif}{entities}"
+        elif not known_words(kb) & set(normalise(cleaned).split()):
+            cleaned = f"/{FALLBACK_INTENT}"  # not one word the base knows: not understood
         messages = await self._agent.handle_text(cleaned, sender_id=conversation_id)
         return self._to_reply(messages or [], start)
 
@@ -183,3 +187,19 @@ class Dialogue:
 
 def _ms_since(start: float) -> int:
     return int((time.perf_counter() - start) * 1000)
+
+
+def known_words(kb: KnowledgeBase) -> frozenset[str]:
+    """Every word of the base's questions and triggers, normalised.
+
+    An utterance with none of them ("zkrv qxwj blorf", "pfff", a transcription of line
+    noise) carries nothing to classify, yet DIET still puts a confident label on it, most
+    often ``hors_sujet``, whose reorientation resets the misunderstanding count. It is
+    treated as not understood instead, so two in a row reach an advisor.
+    """
+    def build(base: KnowledgeBase) -> frozenset[str]:
+        return frozenset(word for entry in base.entries
+                         for text in (*entry.questions, *entry.triggers)
+                         for word in normalise(text).split())
+
+    return kb.derived("known_words", build)

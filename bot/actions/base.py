@@ -9,13 +9,13 @@ turns into a typed ``Reply``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from bot.kb.model import Entry, KnowledgeBase
+from bot.kb.routing import EntryRouter
 from bot.kb.store import Snapshot
 
 SnapshotSource = Callable[[], Snapshot]
@@ -76,16 +76,15 @@ def intent_confidence(tracker: Tracker) -> float:
     for item in ranking:
         if item.get("name") != FALLBACK_INTENT:
             return round(float(item.get("confidence") or 0.0), 4)
-    return round(float(message.get("intent", {}).get("confidence") or 0.0), 4)
+    intent = message.get("intent", {})
+    if intent.get("name") == FALLBACK_INTENT:  # sent as is: no word the base knows
+        return 0.0
+    return round(float(intent.get("confidence") or 0.0), 4)
 
 
 def selected_entry(tracker: Tracker, kb: KnowledgeBase, motif: str) -> Entry | None:
-    """The entry the hand-off safety net named, else the one the ResponseSelector ranks
-    highest within ``motif``.
-
-    DIET and the selector are separate classifiers; when they disagree, the motif (DIET,
-    trained on more data per label) wins and the selector only orders that motif's entries.
-    """
+    """The entry the hand-off safety net named, else the one of ``motif`` whose questions
+    are nearest to what the caller said (bot/kb/routing.py)."""
     candidates = kb.entries_of(motif)
     if len(candidates) <= 1:
         return candidates[0] if candidates else None
@@ -94,18 +93,7 @@ def selected_entry(tracker: Tracker, kb: KnowledgeBase, motif: str) -> Entry | N
             named = kb.entry(str(entity.get("value")))
             if named is not None and named.motif == motif:
                 return named
-    selectors: dict[str, Any] = tracker.latest_message.get("response_selector") or {}
-    best: tuple[float, Entry] | None = None
-    for selector in selectors.values():
-        if not isinstance(selector, dict):
-            continue
-        for item in selector.get("ranking") or []:
-            key = str(item.get("intent_response_key") or "")
-            prefix, _, entry_id = key.partition("/")
-            entry = kb.entry(entry_id) if prefix == motif else None
-            if entry is not None and (best is None or item.get("confidence", 0) > best[0]):
-                best = (float(item.get("confidence") or 0.0), entry)
-    return best[1] if best else candidates[0]
+    return EntryRouter.of(kb).entry(motif, str(tracker.latest_message.get("text") or ""))
 
 
 def understood(motif: str | None, reply_text: str | None = None, advisor_offered: bool = False) -> list:

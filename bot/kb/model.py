@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import Enum
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class MotifKind(str, Enum):
@@ -50,12 +54,20 @@ class KnowledgeBase:
     entries: tuple[Entry, ...]
     messages: dict[str, str]
     _by_id: dict[str, Entry] = field(default_factory=dict, compare=False, repr=False)
+    _derived: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         self._by_id.update({e.id: e for e in self.entries})
 
     def entry(self, entry_id: str) -> Entry | None:
         return self._by_id.get(entry_id)
+
+    def derived(self, key: str, build: Callable[[KnowledgeBase], T]) -> T:
+        """A value computed once from this base (an index, a router), dropped with it when
+        a new base is published."""
+        if key not in self._derived:
+            self._derived[key] = build(self)
+        return self._derived[key]
 
     def entries_of(self, motif: str) -> list[Entry]:
         return [e for e in self.entries if e.motif == motif]
