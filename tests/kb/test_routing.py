@@ -9,13 +9,19 @@ from __future__ import annotations
 import pytest
 
 from bot.kb.check import check_kb
+from bot.kb.model import KnowledgeBase
 from bot.kb.routing import EntryRouter
 from bot.settings import PROJECT_ROOT
 
 
 @pytest.fixture(scope="module")
-def router() -> EntryRouter:
-    return EntryRouter.of(check_kb(PROJECT_ROOT / "knowledge").kb)
+def kb() -> KnowledgeBase:
+    return check_kb(PROJECT_ROOT / "knowledge").kb
+
+
+@pytest.fixture(scope="module")
+def router(kb: KnowledgeBase) -> EntryRouter:
+    return EntryRouter.of(kb)
 
 
 @pytest.mark.parametrize("motif, said, entry", [
@@ -34,15 +40,13 @@ def test_the_entry_that_answers_the_question_is_chosen(router, motif, said, entr
     assert router.entry(motif, said).id == entry
 
 
-def test_a_motif_of_one_entry_or_nothing_in_common_falls_back_to_its_first_entry(router):
-    kb = router._kb
+def test_a_motif_of_one_entry_or_nothing_in_common_falls_back_to_its_first_entry(kb, router):
     single = next(m for m in kb.motifs if len(kb.entries_of(m)) == 1)
     assert router.entry(single, "n'importe quoi").id == kb.entries_of(single)[0].id
     assert router.entry("hors_sujet", "").id == kb.entries_of("hors_sujet")[0].id
     assert router.entry("motif_inconnu", "bonjour") is None
 
 
-def test_the_router_is_built_once_per_published_base():
-    kb = check_kb(PROJECT_ROOT / "knowledge").kb
+def test_the_router_is_built_once_per_published_base(kb):
     assert EntryRouter.of(kb) is EntryRouter.of(kb)
     assert EntryRouter.of(check_kb(PROJECT_ROOT / "knowledge").kb) is not EntryRouter.of(kb)
