@@ -28,8 +28,8 @@ included, to the reply's first audio being ready, i.e. VAD wait + ASR + dialogue
 read from the pre-rendered cache, logged as ``tts N ms``):
 response_ms p50/p95/max, asr_ms, calls completed, turns answered, failures (calls that did
 not get an answer to every question), machine CPU use, load average and the services' RSS.
-``/metrics``' response histogram is read as a cross-check. Target: p95 <= 1.5 s; the node's capacity is the largest N that
-meets it with no failed call.
+``/metrics``' response histogram is read as a cross-check. Target: p95 <= 1.5 s; the
+node's capacity is the largest N that meets it with no failed call.
 """
 
 from __future__ import annotations

@@ -20,15 +20,16 @@ import re
 import signal
 import socket
 import subprocess
-import time
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "telephony"))
 from baresip_phone import Baresip, free_port  # noqa: E402
 
-__all__ = ["Baresip", "free_port"]
+__all__ = ["Baresip", "free_port"]  # re-exported for calls.py
+
 READY_LINE = "En service"
 TURN_LINE = re.compile(
     r"^(?P<time>\S+ \S+) INFO bot\.pipeline: (?P<call>.+?): (?P<action>\S+) (?P<motif>\S+) "

@@ -92,7 +92,6 @@ class Dialogue:
         self._agent: Any = None
         self._model_path = None
         self._reload_lock = asyncio.Lock()
-        self._triggers: TriggerIndex | None = None
         self._executor = build_executor(store.current, settings.dialogue.max_misunderstandings)
 
     @classmethod
@@ -117,7 +116,7 @@ class Dialogue:
         if not cleaned:
             return self._clarify_reply(start)
         kb = self.snapshot.kb
-        match = self._trigger_index().match(cleaned)
+        match = kb.derived("trigger_index", TriggerIndex).match(cleaned)
         if match is not None:  # safety net: hand off, never a FAQ answer
             log.info("hand-off trigger %r -> %s", match.trigger, match.entry.id)
             entities = json.dumps({ENTRY_ENTITY: match.entry.id})
@@ -126,12 +125,6 @@ class Dialogue:
             cleaned = f"/{FALLBACK_INTENT}"  # not one word the base knows: not understood
         messages = await self._agent.handle_text(cleaned, sender_id=conversation_id)
         return self._to_reply(messages or [], start)
-
-    def _trigger_index(self) -> TriggerIndex:
-        kb = self.snapshot.kb
-        if self._triggers is None or self._triggers.kb is not kb:
-            self._triggers = TriggerIndex(kb)
-        return self._triggers
 
     async def respond_dtmf(self, conversation_id: str, digit: str) -> Reply | None:
         """A keypad digit: 0 asks for an advisor, * repeats. Other keys mean nothing here."""

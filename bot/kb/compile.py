@@ -2,9 +2,10 @@
 
 Each FAQ, hand-off and reorientation motif becomes a retrieval intent whose sub-intents are
 its entries (``aide_logement/apl_demande``): DIET predicts the motif, and the entry within
-it is chosen at run time by similarity to the questions (bot/kb/routing.py); the sub-intents
-keep that pairing visible in the data. Responses hold only the entry id; the words come from the published snapshot at
-run time, so rewording an answer needs no retraining. Rules are generated too: a motif's
+it is chosen at run time by similarity to the questions (bot/kb/routing.py); the
+sub-intents keep that pairing visible in the data. Responses hold only the entry id; the
+words come from the published snapshot at run time, so rewording an answer needs no
+retraining. Rules are generated too: a motif's
 kind decides the action that handles it (the low-confidence rule is hand-written in
 bot/data/rules.yml).
 """

@@ -47,9 +47,10 @@ class EntryRouter:
         """The entry of ``motif`` that best answers ``text`` (its first one when no question
         shares anything with the text; None for an unknown motif)."""
         candidates = self._kb.entries_of(motif)
-        if len(candidates) <= 1 or self._matrix is None or not normalise(text):
+        said = normalise(text)
+        if len(candidates) <= 1 or self._matrix is None or not said:
             return candidates[0] if candidates else None
-        similarity = (self._matrix @ self._vectors([normalise(text)]).T).toarray().ravel()
+        similarity = (self._matrix @ self._vectors([said]).T).toarray().ravel()
         best: dict[str, float] = {}
         for owner, score in zip(self._owners, similarity):
             if owner.motif == motif and score > best.get(owner.id, -1.0):

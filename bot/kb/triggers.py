@@ -76,7 +76,6 @@ class TriggerIndex:
     """All trigger phrases of one knowledge base, compiled once."""
 
     def __init__(self, kb: KnowledgeBase):
-        self.kb = kb
         self._rules = [(TriggerRule.of(trigger), entry)
                        for entry in kb.entries for trigger in entry.triggers
                        if normalise(trigger)]
