@@ -15,7 +15,9 @@ microseconds and a DST night cannot change a decision. Events come back as value
 
 The silence that ends a turn adapts: an utterance still shorter than
 ``short_utterance_ms`` ("mon numéro c'est…") gets ``short_end_silence_ms`` instead, since a
-caller who pauses that early is rarely done.
+caller who pauses that early is rarely done; unless ``complete()`` says the words so far
+already make a whole question (the speculative transcript, understood with confidence):
+then the ordinary ``end_silence_ms`` applies, never less.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class Endpointer:
         self._silence_ms = 0  # consecutive non-speech time
         self._last_speech_ms = 0
         self._paused = False  # a SpeechPaused was sent for the current silence
+        self._complete = False  # the words up to this silence make a whole question
         self._listening_since: int | None = None
         self._no_input_count = 0
 
@@ -113,9 +116,21 @@ class Endpointer:
     def end_silence_ms(self) -> int:
         """The trailing silence that would end the current utterance now."""
         o = self.options
-        if o.short_utterance_ms and self._speech_ms < o.short_utterance_ms:
+        if o.short_utterance_ms and self._speech_ms < o.short_utterance_ms \
+                and not self._complete:
             return max(o.end_silence_ms, o.short_end_silence_ms)
         return o.end_silence_ms
+
+    def complete(self, now_ms: int) -> SpeechEnded | None:
+        """The words before the current silence make a whole question: a short utterance
+        ends after ``end_silence_ms`` like a long one, now if that much silence is already
+        there. Withdrawn if the caller speaks again. Returns the end, if it is now."""
+        if self._state is not _State.SPEECH or not self._paused:
+            return None
+        self._complete = True
+        if self._silence_ms >= self.end_silence_ms():
+            return self._end(now_ms, capped=False)
+        return None
 
     def push(self, frame: AudioFrame, speech_prob: float, now_ms: int) -> list[EndpointEvent]:
         """Account for one frame that ended at stream time ``now_ms``."""
@@ -148,6 +163,7 @@ class Endpointer:
             self._last_speech_ms = now_ms
             if self._paused:
                 self._paused = False
+                self._complete = False
                 events.append(SpeechResumed(at_ms=now_ms))
         elif is_silence:
             self._silence_ms += frame_ms
@@ -194,6 +210,7 @@ class Endpointer:
         self._speech_ms = 0
         self._silence_ms = 0
         self._paused = False
+        self._complete = False
 
     def _remember(self, frame: AudioFrame) -> None:
         self._pre_roll.append(frame)

@@ -4,6 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.errors import SettingsError
+
+CPU_WINDOW_PAD_S = 10.0
+"""``window_pad_s`` when it is left automatic and Whisper runs on a CPU (see the field)."""
+CUDA_BATCH_MAX = 32
+"""``batch_max`` when it is left automatic and Whisper runs on a GPU (see the field)."""
+
 
 @dataclass(frozen=True)
 class AsrOptions:
@@ -42,6 +49,60 @@ class AsrOptions:
     """Silero speech probability above which a window counts as speech for that cut."""
     min_speech_ms: int = 150
     """Speech shorter than this (a click) does not reach Whisper."""
+    parallel_jobs: int = 1
+    """Transcriptions (or batches) the node's ASR scheduler runs at once, each in its own
+    worker thread. One Whisper run already keeps ``cpu_threads`` cores busy (on CPU each
+    turn is a full 30 s encoder pass), so on 2 cores a second worker is not idle capacity:
+    a speculation started there slows the turn beside it (``benchmarks/asr_queue.py
+    --speculate``, 8–9 callers 1 s apart: median turn 1.8 s with 1 worker, 3.3 s with 2;
+    docs/pipeline.md "ASR scheduling"). Above 1 only with cores to spare or several GPUs."""
+    batch_max: int | None = None
+    """Most utterances transcribed together in one batched Whisper pass; None chooses:
+    1 on CPU, where a batch costs the sum of its utterances or more (each pays the 30 s
+    encoder pass; over five runs of benchmarks/asr_queue.py, 0.92–1.17× the CPU time of
+    single runs in batches of 4, 1.00–1.42× in batches of 8) and everyone in it waits for
+    the last, and ``CUDA_BATCH_MAX`` (32) on a GPU,
+    where a batch of 32 costs what one utterance does (Whisper-base-sized, fp16, H100:
+    96 ms alone, 2.9 ms each in a batch of 32)."""
+    batch_window_ms: int = 50
+    """With batches (``batch_max`` above 1), how long the first waiting utterance waits
+    for others to join it when the batch is not full (WhisperLive batches clients in a
+    50 ms window): longer fills batches better, and adds to every turn's wait."""
+    speculative_max_wait_ms: int = 1000
+    """A speculative transcription (started at a pause, before the turn is sure to be
+    over) still queued after this long is dropped: by then the turn has ended and been
+    claimed, or the caller spoke again (the turn ends at most ``vad.short_end_silence_ms``
+    - ``vad.tentative_silence_ms`` = 900 ms after the pause)."""
+
+    window_pad_s: float | None = None
+    """Whisper's encoder reads a 30 s window whatever the utterance's length, and on a CPU
+    that pass is most of a turn's cost. Above 0, it reads the speech plus this many seconds
+    of silence instead (``asr.batch.encoder_frames``); 0 keeps the 30 s window. None
+    chooses: ``CPU_WINDOW_PAD_S`` on CPU, 0 on a GPU (where the pass is cheap and windows
+    of one size batch together)."""
+
+    def __post_init__(self) -> None:
+        for name in ("parallel_jobs", "batch_window_ms", "speculative_max_wait_ms"):
+            minimum = 1 if name == "parallel_jobs" else 0
+            if getattr(self, name) < minimum:
+                raise SettingsError(f"asr.{name} vaut {getattr(self, name)} : il faut un entier "
+                                    f"supérieur ou égal à {minimum}.")
+        if self.batch_max is not None and self.batch_max < 1:
+            raise SettingsError(f"asr.batch_max vaut {self.batch_max} : il faut un entier "
+                                "supérieur ou égal à 1, ou rien pour le choix automatique "
+                                f"(1 sur CPU, {CUDA_BATCH_MAX} sur GPU).")
+
+    def window_pad_for(self, device: str) -> float:
+        """``window_pad_s`` with the automatic choice made for ``device``."""
+        if self.window_pad_s is not None:
+            return self.window_pad_s
+        return 0.0 if device == "cuda" else CPU_WINDOW_PAD_S
+
+    def batch_size_for(self, device: str) -> int:
+        """``batch_max`` with the automatic choice made for ``device`` (``cpu``/``cuda``)."""
+        if self.batch_max is not None:
+            return self.batch_max
+        return CUDA_BATCH_MAX if device == "cuda" else 1
 
 
 @dataclass(frozen=True)

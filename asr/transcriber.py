@@ -8,7 +8,9 @@ it, and the result is checked (repetition, words per second, known hallucination
 anyone acts on it. A dropped transcript says why in ``rejected``.
 
 ``transcribe`` is synchronous and does all the work, including the lazy segment generator,
-in the calling thread: the pipeline runs it in ``asyncio.to_thread``.
+in the calling thread: the pipeline runs it in ``asyncio.to_thread``, or through the
+node's ``asr.scheduler.AsrScheduler``. ``transcribe_batch`` does the same for several
+utterances in shared Whisper passes (``asr.batch``), with the same gate and checks.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from asr.batch import decode_batch
 from asr.model_files import load_whisper
 from asr.options import AsrOptions
 from asr.vad import SileroModel
@@ -82,29 +87,65 @@ class Transcriber:
         """The same loaded model with other decoding options (``model``/``device`` ignored)."""
         return Transcriber(self._model, self._vad, options)
 
+    @property
+    def device(self) -> str:
+        """Where Whisper runs, ``cpu`` or ``cuda`` (``auto`` resolved at loading)."""
+        return getattr(getattr(self._model, "model", None), "device", "cpu")
+
     def transcribe(self, audio: AudioFrame, prompt: str | None = None) -> Transcript:
         """Transcribe one utterance (8 kHz, 16 kHz or any rate; resampled to 16 kHz here)."""
+        if self.options.window_pad_for(self.device) > 0:
+            return self.transcribe_batch([audio], [prompt])[0]  # the short encoder window
         started = time.monotonic()
+        heard = self._listen(audio)
+        if heard.rejected:
+            return heard.transcript(started)
+        return self._decode_alone(heard, prompt, started)
+
+    def transcribe_batch(self, audios: Sequence[AudioFrame],
+                         prompts: Sequence[str | None]) -> list[Transcript]:
+        """Transcribe several utterances in shared Whisper passes; the same transcripts as
+        ``transcribe`` on each (``asr.batch`` says how, and where it decodes one alone).
+
+        Each ``asr_ms`` is the wall time of the whole batch: what each caller waited.
+        """
+        started = time.monotonic()
+        heard = [self._listen(audio) for audio in audios]
+        todo = [i for i, h in enumerate(heard) if not h.rejected]
+        decoded = decode_batch(
+            self._model, [heard[i].samples for i in todo],
+            [self._decoding(heard[i].audio_ms, prompts[i]) for i in todo],
+            window_pad_s=self.options.window_pad_for(self.device))
+        segments: dict[int, list | None] = dict(zip(todo, decoded, strict=True))
+        transcripts = []
+        for i, one in enumerate(heard):
+            if one.rejected:
+                transcripts.append(one.transcript(started))
+            elif segments[i] is None:
+                transcripts.append(self._decode_alone(one, prompts[i], started))
+            else:
+                transcripts.append(self._judge(one, segments[i], started))
+        return transcripts
+
+    def _listen(self, audio: AudioFrame) -> _Heard:
+        """Resample, then the Silero gate: what is not speech never reaches Whisper."""
         o = self.options
         audio16 = resample(audio, ASR_RATE)
         audio_ms = audio16.duration_ms
-
-        def result(text: str = "", speech_ms: int = 0, rejected: str | None = None,
-                   avg_logprob: float | None = None) -> Transcript:
-            asr_ms = round((time.monotonic() - started) * 1000)
-            return Transcript(text, asr_ms, audio_ms, speech_ms, rejected, avg_logprob)
-
         if audio16.samples < ASR_RATE // 10:  # under 100 ms: not even a "oui"
-            return result(rejected="silence")
+            return _Heard(audio_ms, 0, None, rejected="silence")
         speech_ms = audio_ms
         if o.vad_filter:
             speech_ms = self._vad.speech_ms(audio16, o.vad_threshold)
             if speech_ms < o.min_speech_ms:
-                return result(speech_ms=speech_ms, rejected="silence")
-
+                return _Heard(audio_ms, speech_ms, None, rejected="silence")
         samples = np.frombuffer(audio16.pcm, dtype="<i2").astype(np.float32) / 32768.0
-        segments, _info = self._model.transcribe(
-            samples,
+        return _Heard(audio_ms, speech_ms, samples)
+
+    def _decoding(self, audio_ms: int, prompt: str | None) -> dict[str, Any]:
+        """faster-whisper's arguments for one utterance: French, deterministic, budgeted."""
+        o = self.options
+        return dict(
             language=o.language,
             task="transcribe",
             beam_size=o.beam_size,
@@ -124,9 +165,19 @@ class Transcriber:
                 "speech_pad_ms": 200,
             },
         )
+
+    def _decode_alone(self, heard: _Heard, prompt: str | None, started: float) -> Transcript:
+        segments, _info = self._model.transcribe(heard.samples,
+                                                 **self._decoding(heard.audio_ms, prompt))
+        return self._judge(heard, segments, started)  # decoding happens there, in this thread
+
+    def _judge(self, heard: _Heard, segments: Iterable, started: float) -> Transcript:
+        """The checks every transcript passes before anyone acts on it: repetition loops,
+        subtitle credits, more words than a person can say."""
+        o = self.options
         kept = []
         repetition = False
-        for segment in segments:  # decoding happens here, in this thread
+        for segment in segments:
             if segment.compression_ratio > o.compression_ratio_threshold:
                 repetition = True
                 continue
@@ -134,15 +185,14 @@ class Transcriber:
                 kept.append(segment)
         text = " ".join(s.text.strip() for s in kept).strip()
         if not text:
-            return result(speech_ms=speech_ms, rejected="repetition" if repetition else "no_speech")
+            return heard.transcript(started, rejected="repetition" if repetition else "no_speech")
         avg_logprob = float(np.mean([s.avg_logprob for s in kept]))
         if _normalized(text) in HALLUCINATIONS:
-            return result(speech_ms=speech_ms, rejected="hallucination", avg_logprob=avg_logprob)
-        max_words = math.ceil(o.max_words_per_second * audio_ms / 1000) + 2
+            return heard.transcript(started, rejected="hallucination", avg_logprob=avg_logprob)
+        max_words = math.ceil(o.max_words_per_second * heard.audio_ms / 1000) + 2
         if len(text.split()) > max_words:
-            return result(speech_ms=speech_ms, rejected="too_many_words",
-                          avg_logprob=avg_logprob)
-        return result(text, speech_ms=speech_ms, avg_logprob=avg_logprob)
+            return heard.transcript(started, rejected="too_many_words", avg_logprob=avg_logprob)
+        return heard.transcript(started, text=text, avg_logprob=avg_logprob)
 
     def _token_budget(self, audio_ms: int, prompt: str | None) -> int:
         """Tokens Whisper may generate per 30 s window: enough for fast speech, not a loop."""
@@ -154,6 +204,23 @@ class Transcriber:
                                 MAX_DECODE_TOKENS // 2 - 1)
         room = MAX_DECODE_TOKENS - prompt_tokens - 8  # <|startofprev|>, SOT, language, task…
         return max(1, min(wanted, room))
+
+
+@dataclass(frozen=True)
+class _Heard:
+    """An utterance after the Silero gate, before Whisper."""
+
+    audio_ms: int
+    speech_ms: int
+    samples: np.ndarray | None
+    """16 kHz float32 audio for Whisper; None when the gate already decided."""
+    rejected: str | None = None
+
+    def transcript(self, started: float, text: str = "", rejected: str | None = None,
+                   avg_logprob: float | None = None) -> Transcript:
+        asr_ms = round((time.monotonic() - started) * 1000)
+        return Transcript(text, asr_ms, self.audio_ms, self.speech_ms,
+                          rejected or self.rejected, avg_logprob)
 
 
 def _normalized(text: str) -> str:

@@ -3,6 +3,9 @@
 - ``asr``: word error rate on the recorded French telephone set (tests/data/asr/fr, after a
   G.711 μ-law round trip at 8 kHz), with and without the Caf domain prompt; real-time
   factor (ASR time / audio time); model load time.
+- ``window``: Whisper's 30 s encoder window against the short one the CPU uses by default
+  (the speech plus ``asr.window_pad_s``): word error rate and time, on the development set
+  and on the frozen test set ``tests/data/asr/fr_test``.
 - ``non_speech``: words transcribed from 30 s of silence, line noise, white and pink noise at
   telephone level, and DTMF digit sequences (target: 0).
 - ``endpointing``: on the pause set (benchmarks/pause_set.py), for each trailing-silence
@@ -78,6 +81,7 @@ def main() -> int:
                                 "compute_type": compute_type}}
     report["asr"] = {"model": options.model, "load_ms": load_ms,
                      **_asr(transcriber, args.quick)}
+    report["window"] = _window(transcriber)
     report["non_speech"] = _non_speech(transcriber)
     report["endpointing"] = _endpointing()
     report["tts"] = _tts(runs=5 if args.quick else 20)
@@ -125,6 +129,34 @@ def _asr(transcriber: Transcriber, quick: bool) -> dict:
         }
     result["prompt"] = prompt
     return result
+
+
+def _window(transcriber: Transcriber) -> dict:
+    """Whisper's 30 s encoder window against the short one (speech + ``window_pad_s``):
+    word error rate and time per utterance on the development set (``fr``, where the pad
+    was chosen) and on the frozen test set (``fr_test``, never used for a choice)."""
+    import jiwer
+    from french_text import normalize
+
+    short_pad = transcriber.options.window_pad_for(transcriber.device) or 10.0
+    out: dict = {"note": "dev = tests/data/asr/fr (the pad was chosen on it); test = "
+                         "tests/data/asr/fr_test (frozen before, only reported)",
+                 "short_window_pad_s": short_pad}
+    for role, directory in (("dev", DATA), ("test", DATA.parent / "fr_test")):
+        rows = [line.split("\t") for line in
+                (directory / "transcripts.tsv").read_text(encoding="utf-8").splitlines()[1:]]
+        audios = [_telephone(read_wav(directory / name)) for name, *_ in rows]
+        references = [normalize(text) for _, text, _ in rows]
+        out[role] = {"utterances": len(rows)}
+        for label, pad in (("window_30s", 0.0), ("window_short", short_pad)):
+            run = transcriber.with_options(dataclasses.replace(transcriber.options,
+                                                               window_pad_s=pad))
+            heard = [run.transcribe(audio, prompt=build_prompt(CAF_TERMS)) for audio in audios]
+            out[role][label] = {
+                "wer": round(jiwer.wer(references, [normalize(t.text) for t in heard]), 4),
+                "asr_ms_mean": round(statistics.fmean(t.asr_ms for t in heard)),
+            }
+    return out
 
 
 def _non_speech(transcriber: Transcriber) -> dict:

@@ -6,6 +6,10 @@ action server, so a turn costs no network hop and the actions see the live knowl
 When a new snapshot names another model, the next turn loads it while the old one keeps
 answering, then swaps.
 
+Rasa runs on a thread of its own with its own event loop (``RasaThread``): its classifiers
+are synchronous TensorFlow calls of tens of milliseconds, which on the engine's loop would
+hold up the audio of every other call. The engine's loop only awaits the result.
+
 Before NLU, a safety net looks for the hand-off trigger phrases the editors list in the
 knowledge base (``declencheurs:``, see bot/kb/triggers.py): an urgency or a request for a
 person is handed off deterministically, whatever the classifier would have said. The
@@ -18,13 +22,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.actions import build_executor
 from bot.actions.base import ENTRY_ENTITY, FALLBACK_INTENT
-from bot.kb.model import KnowledgeBase
+from bot.kb.model import KnowledgeBase, MotifKind
 from bot.kb.store import KbStore, Snapshot
 from bot.kb.triggers import TriggerIndex, normalise
 from bot.rasa_env import prepare_rasa
@@ -32,6 +38,7 @@ from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
+T = TypeVar("T")
 ACTIONS = ("answer", "handoff", "reorient", "clarify", "dialogue")
 DTMF_INTENTS = {"0": "conseiller", "*": "repeter"}
 
@@ -79,6 +86,20 @@ def _in_process_endpoint(executor: Any) -> Any:
     return InProcessActions(url="in-process", enable_selective_domain=True)
 
 
+class RasaThread:
+    """A thread running an event loop where the Rasa agent lives and every turn runs."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="dialogue",
+                                        daemon=True)
+        self._thread.start()
+
+    async def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        """Run ``coroutine`` on the Rasa loop; the caller's loop stays free meanwhile."""
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coroutine, self._loop))
+
+
 class DialogueError(RuntimeError):
     """The dialogue core failed on a turn; the caller must apologise and hand off."""
 
@@ -91,14 +112,15 @@ class Dialogue:
         self.store = store
         self._agent: Any = None
         self._model_path = None
-        self._reload_lock = asyncio.Lock()
+        self._rasa = RasaThread()
+        self._reload_lock: asyncio.Lock | None = None  # made on the Rasa loop, used there
         self._executor = build_executor(store.current, settings.dialogue.max_misunderstandings)
 
     @classmethod
     async def load(cls, settings: Settings, store: KbStore | None = None) -> Dialogue:
         prepare_rasa(settings.paths.state_dir)
         dialogue = cls(settings, store or KbStore(settings.paths.state_dir))
-        await dialogue._ensure_model(dialogue.store.current())
+        await dialogue._rasa.run(dialogue._ensure_model(dialogue.store.current()))
         return dialogue
 
     @property
@@ -110,6 +132,27 @@ class Dialogue:
 
     async def respond(self, conversation_id: str, text: str) -> Reply:
         """Handle one caller utterance in conversation ``conversation_id``."""
+        return await self._rasa.run(self._respond(conversation_id, text))
+
+    async def respond_dtmf(self, conversation_id: str, digit: str) -> Reply | None:
+        """A keypad digit: 0 asks for an advisor, * repeats. Other keys mean nothing here."""
+        if digit not in DTMF_INTENTS:
+            return None
+        return await self._rasa.run(self._respond_dtmf(conversation_id, digit))
+
+    async def forget(self, conversation_id: str) -> None:
+        """Drop a finished conversation's tracker so a long-running service does not grow."""
+        await self._rasa.run(self._forget(conversation_id))
+
+    async def is_whole_question(self, text: str) -> bool:
+        """Whether ``text`` already makes a question the bot can act on: a hand-off trigger,
+        or a FAQ, reorientation or hand-off motif understood with at least
+        ``dialogue.whole_question_confidence``. No conversation is touched (the speculative
+        transcript at a pause is judged before the caller is known to be done)."""
+        return await self._rasa.run(self._is_whole_question(text))
+
+    # --- on the Rasa thread -------------------------------------------------------------------
+    async def _respond(self, conversation_id: str, text: str) -> Reply:
         start = time.perf_counter()
         await self._ensure_model(self.store.current())
         cleaned = " ".join(text.replace("/", " ").split())  # "/intent" is Rasa's trigger syntax
@@ -126,18 +169,28 @@ class Dialogue:
         messages = await self._agent.handle_text(cleaned, sender_id=conversation_id)
         return self._to_reply(messages or [], start)
 
-    async def respond_dtmf(self, conversation_id: str, digit: str) -> Reply | None:
-        """A keypad digit: 0 asks for an advisor, * repeats. Other keys mean nothing here."""
-        intent = DTMF_INTENTS.get(digit)
-        if intent is None:
-            return None
+    async def _respond_dtmf(self, conversation_id: str, digit: str) -> Reply:
+        intent = DTMF_INTENTS[digit]
         start = time.perf_counter()
         await self._ensure_model(self.store.current())
         messages = await self._agent.handle_text(f"/{intent}", sender_id=conversation_id)
         return self._to_reply(messages or [], start)
 
-    async def forget(self, conversation_id: str) -> None:
-        """Drop a finished conversation's tracker so a long-running service does not grow."""
+    async def _is_whole_question(self, text: str) -> bool:
+        await self._ensure_model(self.store.current())
+        cleaned = " ".join(text.replace("/", " ").split())
+        kb = self.snapshot.kb
+        if not cleaned or not known_words(kb) & set(normalise(cleaned).split()):
+            return False
+        if kb.derived("trigger_index", TriggerIndex).match(cleaned) is not None:
+            return True
+        intent = (await self._agent.parse_message(cleaned)).get("intent") or {}
+        motif = kb.motifs.get(str(intent.get("name")))
+        return motif is not None and motif.kind is not MotifKind.DIALOGUE \
+            and float(intent.get("confidence") or 0.0) >= \
+            self.settings.dialogue.whole_question_confidence
+
+    async def _forget(self, conversation_id: str) -> None:
         store = self._agent.tracker_store if self._agent else None
         if store is not None and hasattr(store, "store"):
             store.store.pop(conversation_id, None)
@@ -145,6 +198,8 @@ class Dialogue:
     async def _ensure_model(self, snapshot: Snapshot) -> None:
         if snapshot.model_path == self._model_path:
             return
+        if self._reload_lock is None:
+            self._reload_lock = asyncio.Lock()
         async with self._reload_lock:
             if snapshot.model_path == self._model_path:
                 return

@@ -37,9 +37,16 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Protocol
 
-from asr.endpointing import (Endpointer, NoInput, SpeechEnded, SpeechPaused, SpeechResumed,
-                             SpeechStarted)
+from asr.endpointing import (
+    Endpointer,
+    NoInput,
+    SpeechEnded,
+    SpeechPaused,
+    SpeechResumed,
+    SpeechStarted,
+)
 from asr.prompt import build_prompt, terms_from_texts
+from asr.scheduler import AsrScheduler, SpeculationDropped
 from asr.transcriber import Transcriber, Transcript
 from asr.vad import SileroModel, StreamingVad
 from bot.audio import ASR_RATE, AudioFrame, StreamResampler
@@ -64,6 +71,12 @@ class Line(Protocol):
     ended: asyncio.Event
 
 
+REPLY_TARGET_S = 1.5
+"""A turn's ASR deadline is the end of the caller's speech plus this: with every turn given
+the same offset, the node's queue serves turns in the order their callers stopped talking
+(earliest deadline first), and a turn transcribed later than this counts as ``late``."""
+
+
 @dataclass(frozen=True)
 class VoiceServices:
     """The loaded models, shared by every conversation of the process."""
@@ -73,6 +86,9 @@ class VoiceServices:
     vad_model: SileroModel
     dialogue: Dialogue
     speaker: Speaker
+    _schedulers: dict[asyncio.AbstractEventLoop, AsrScheduler] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+    """Not copied by ``dataclasses.replace``: other models, other queue."""
 
     @classmethod
     async def load(cls, settings: Settings) -> VoiceServices:
@@ -89,8 +105,23 @@ class VoiceServices:
         texts = [e.answer or "" for e in kb.entries] + [q for e in kb.entries for q in e.questions]
         return _prompt_for(kb.content_fingerprint(), tuple(texts))
 
-    async def transcribe(self, audio: AudioFrame) -> Transcript:
-        return await asyncio.to_thread(self.transcriber.transcribe, audio, self.asr_prompt())
+    def scheduler(self) -> AsrScheduler:
+        """The node's ASR queue (one per event loop: the engine has one; tests run several)."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._schedulers:
+            for old in [known for known in self._schedulers if known.is_closed()]:
+                del self._schedulers[old]
+            self._schedulers[loop] = AsrScheduler(self.transcriber, self.settings.asr)
+        return self._schedulers[loop]
+
+    async def transcribe(self, audio: AudioFrame, *, deadline: float | None = None,
+                         speculative: bool = False, label: str = "") -> Transcript:
+        """Transcribe through the node's queue; ``deadline`` (``time.monotonic()``) orders
+        the turns, earliest first. A speculative job may raise ``SpeculationDropped``."""
+        if deadline is None:
+            deadline = time.monotonic() + REPLY_TARGET_S
+        return await self.scheduler().transcribe(audio, self.asr_prompt(), deadline=deadline,
+                                                 speculative=speculative, label=label)
 
 
 _prompts: dict[str, str] = {}
@@ -139,6 +170,9 @@ class Turn:
     response_ms: int = 0
     """From the end of the caller's speech to the first audio of the reply being ready:
     the end-of-turn wait, then ASR, dialogue and TTS."""
+    wait_ms: int = 0
+    """From the end of the caller's speech to the end of the turn being decided (the
+    trailing silence the endpointer waited for)."""
 
 
 @dataclass
@@ -204,6 +238,14 @@ class _Played:
 
 
 @dataclass(frozen=True)
+class _Judged:
+    """The speculative transcript of ``audio`` (the words up to a pause) is a whole
+    question: a short utterance need not wait for the longer end-of-turn silence."""
+
+    audio: AudioFrame
+
+
+@dataclass(frozen=True)
 class _Answered:
     turn: Turn
 
@@ -253,6 +295,9 @@ class Conversation:
         self._played = 0
         self._hung_up = False
         self._done = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        """Turns and playbacks in flight: kept (a task nobody holds may be collected) and
+        cancelled when the conversation ends, so none outlives its call."""
 
     # --- entry point ------------------------------------------------------------------
     async def run(self, opening: Sequence[str] = ()) -> ConversationResult:
@@ -266,10 +311,11 @@ class Conversation:
             while not self._done:
                 await self._handle(await self._events.get())
         finally:
-            for task in sources:
+            for task in (*sources, *self._tasks):
                 task.cancel()
             if self._speculative:
                 self._speculative[1].cancel()
+            await asyncio.gather(*sources, *self._tasks, return_exceptions=True)
             await self.services.dialogue.forget(self.id)
         return self._result
 
@@ -318,6 +364,8 @@ class Conversation:
             self._on_heard(event.event)
         elif isinstance(event, _Key):
             self._on_key(event.digit)
+        elif isinstance(event, _Judged):
+            self._on_judged(event.audio)
         elif isinstance(event, _Answered):
             self._on_answered(event.turn)
         elif isinstance(event, _Failed):
@@ -346,6 +394,14 @@ class Conversation:
                           interruptible=False, then="handoff")
             else:
                 self._say("no_input", (messages["no_input"],), interruptible=True, then="listen")
+
+    def _on_judged(self, audio: AudioFrame) -> None:
+        if not self._speculative or self._speculative[0] is not audio \
+                or not self._may_take_turn():
+            return  # the caller spoke again, or the bot is busy: the judgement is stale
+        ended = self._endpointer.complete(self._now_ms)
+        if ended is not None:
+            self._take_turn(ended)
 
     def _may_take_turn(self) -> bool:
         """The caller's words are a turn unless the bot is busy and was not barged in on."""
@@ -436,9 +492,26 @@ class Conversation:
 
     # --- turns --------------------------------------------------------------------------
     def _speculate(self, audio: AudioFrame) -> None:
-        """Start transcribing at a pause: if the caller is done, the text is ready sooner."""
+        """Start transcribing at a pause: if the caller is done, the text is ready sooner.
+        The node's queue runs it only on idle capacity, and may drop it (then: None)."""
         self._drop_speculation()
-        self._speculative = (audio, asyncio.create_task(self.services.transcribe(audio)))
+
+        async def speculation() -> Transcript | None:
+            try:
+                transcript = await self.services.transcribe(
+                    audio, deadline=time.monotonic() + REPLY_TARGET_S, speculative=True,
+                    label=self.id)
+            except SpeculationDropped:
+                return None
+            if not transcript.no_speech and self._endpointer.in_speech:
+                try:
+                    if await self.services.dialogue.is_whole_question(transcript.text):
+                        self._events.put_nowait(_Judged(audio))
+                except Exception:  # a judgement only saves time: the turn goes on without it
+                    log.exception("%s: could not judge the words so far", self.id)
+            return transcript
+
+        self._speculative = (audio, asyncio.create_task(speculation()))
 
     def _drop_speculation(self) -> None:
         if self._speculative:
@@ -448,18 +521,22 @@ class Conversation:
     async def _speech_turn(self, ended: SpeechEnded,
                            speculative: tuple[AudioFrame, asyncio.Task[Transcript]] | None) -> Turn:
         started = time.perf_counter()
-        if speculative and ended.audio.pcm.startswith(speculative[0].pcm):
-            transcript = await speculative[1]
-        else:
-            if speculative:
-                speculative[1].cancel()
-            transcript = await self.services.transcribe(ended.audio)
+        wait_ms = ended.at_ms - ended.end_ms
+        deadline = time.monotonic() - wait_ms / 1000 + REPLY_TARGET_S
+        transcript = None
+        if speculative and ended.audio.pcm.startswith(speculative[0].pcm) \
+                and self.services.scheduler().claim(speculative[0], deadline=deadline):
+            transcript = await speculative[1]  # the words so far were all the words
+        elif speculative:
+            speculative[1].cancel()
+        if transcript is None:
+            transcript = await self.services.transcribe(ended.audio, deadline=deadline,
+                                                        label=self.id)
         if transcript.no_speech:
             return Turn("", None, asr_ms=transcript.asr_ms)
         reply = await self.services.dialogue.respond(self.id, transcript.text)
-        wait_ms = ended.at_ms - ended.end_ms
         return Turn(transcript.text, reply, asr_ms=transcript.asr_ms, nlu_ms=reply.nlu_ms,
-                    response_ms=wait_ms + _ms_since(started))
+                    response_ms=wait_ms + _ms_since(started), wait_ms=wait_ms)
 
     async def _dtmf_turn(self, digit: str) -> Turn:
         started = time.perf_counter()
@@ -476,7 +553,11 @@ class Conversation:
             except Exception as exc:
                 self._events.put_nowait(_Failed(exc))
 
-        asyncio.create_task(run())
+        self._keep(asyncio.create_task(run()))
+
+    def _keep(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # --- speaking -------------------------------------------------------------------------
     def _say(self, key: str, texts: Sequence[str], interruptible: bool, then: str,
@@ -507,7 +588,7 @@ class Conversation:
                 return
             self._events.put_nowait(_Played(playback, finished))
 
-        asyncio.create_task(play())
+        self._keep(asyncio.create_task(play()))
 
     async def _play(self, playback: _Playback, turn: Turn | None) -> PlaybackFinished:
         started = time.perf_counter()
@@ -522,8 +603,8 @@ class Conversation:
     def _record_tts(self, turn: Turn, tts_ms: int) -> None:
         for index, recorded in enumerate(self._result.turns):
             if recorded is turn:
-                updated = Turn(turn.transcript, turn.reply, turn.asr_ms, turn.nlu_ms, tts_ms,
-                               turn.response_ms + tts_ms)
+                updated = dataclasses.replace(turn, tts_ms=tts_ms,
+                                              response_ms=turn.response_ms + tts_ms)
                 self._result.turns[index] = updated
                 log.info("%s: %s %s (%.2f) asr %d ms, tts %d ms, response %d ms", self.id,
                          turn.reply.action, turn.reply.motif, turn.reply.confidence,

@@ -22,8 +22,9 @@ import yaml
 
 from asr.options import AsrOptions, VadOptions
 from bot.errors import SettingsError
+from telephony_adapter.kamailio_config import BalancerOptions
 from telephony_adapter.ledger.options import LedgerOptions
-from telephony_adapter.options import TelephonyOptions
+from telephony_adapter.options import NodeOptions, TelephonyOptions
 from tts.options import TtsOptions
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +50,10 @@ class PathsOptions:
 class DialogueOptions:
     max_misunderstandings: int = 2
     """Misunderstood turns in a row after which the caller goes to an advisor."""
+    whole_question_confidence: float = 0.8
+    """A short utterance whose transcript at a pause is a motif understood with at least
+    this confidence ends its turn after ``vad.end_silence_ms`` instead of
+    ``vad.short_end_silence_ms`` (bot/pipeline.py, "whole question"); 1.01 switches it off."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,8 @@ class Settings:
     tts: TtsOptions = field(default_factory=TtsOptions)
     ledger: LedgerOptions = field(default_factory=LedgerOptions)
     telephony: TelephonyOptions = field(default_factory=TelephonyOptions)
+    balancer: BalancerOptions = field(default_factory=BalancerOptions)
+    node: NodeOptions = field(default_factory=NodeOptions)
 
 
 def load(file: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

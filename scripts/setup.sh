@@ -15,8 +15,9 @@ fail() { printf 'Erreur : %s\n' "$*" >&2; exit 1; }
 # --- 1. Debian packages -----------------------------------------------------------------
 # portaudio19-dev: PyAudio builds from source; espeak-ng: the default French voice;
 # sox: audio conversions in tests; baresip: the real SIP client of the tests;
-# postgresql: the ledger's PostgreSQL tests start a throwaway server.
-APT_PACKAGES=(portaudio19-dev espeak-ng sox libsox-fmt-all baresip postgresql)
+# postgresql: the ledger's PostgreSQL tests start a throwaway server; kamailio: the SIP
+# dispatcher in front of the media workers and nodes (docs/kamailio.md).
+APT_PACKAGES=(portaudio19-dev espeak-ng sox libsox-fmt-all baresip postgresql kamailio)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -31,6 +32,13 @@ if ((${#missing[@]})); then
   export DEBIAN_FRONTEND=noninteractive
   $SUDO apt-get update -qq >>"$LOG" 2>&1
   $SUDO apt-get install -y -qq "${missing[@]}" >>"$LOG" 2>&1 || fail "apt-get a échoué, voir $LOG"
+  # The kamailio package enables its own service with the stock configuration (every
+  # address, port 5060) where systemd runs; allo-caf starts Kamailio itself with a generated
+  # configuration, so the system one must neither run nor start at boot. (Without systemd
+  # its init script does nothing until /etc/default/kamailio says RUN_KAMAILIO=yes.)
+  if [[ " ${missing[*]} " == *" kamailio "* ]] && [ -d /run/systemd/system ]; then
+    $SUDO systemctl disable --now kamailio.service >>"$LOG" 2>&1 || true
+  fi
 fi
 
 # --- 2. Python 3.10 (Rasa 3.6 needs Python < 3.11) ------------------------------------------

@@ -23,13 +23,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from bot.pipeline import Conversation, ConversationResult, Ending, SpokenMessage, Turn, \
-    VoiceServices, speak
-from telephony_adapter.hours import HoursError, OpeningHours, current_time, is_open, \
-    load_closures
+from bot.pipeline import (
+    Conversation,
+    ConversationResult,
+    Ending,
+    SpokenMessage,
+    Turn,
+    VoiceServices,
+    speak,
+)
+from bot.playout import PlaybackFinished
+from telephony_adapter.hours import HoursError, OpeningHours, current_time, is_open, load_closures
 from telephony_adapter.http import CallMetrics
 from telephony_adapter.ledger import Interaction, Ledger, Outcome
-from bot.playout import PlaybackFinished
 from telephony_adapter.sip import CallLeg, TransferResult
 
 log = logging.getLogger(__name__)

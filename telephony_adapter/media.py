@@ -8,6 +8,13 @@ thread-safe and counts exactly what went to the line (``listened_ms``).
 
 A SWIG director that lets an exception escape takes the whole process down from C++, so
 each callback catches everything, logs it once, and carries on with silence.
+
+A port is never freed while the library runs. The clock thread calls every port on the
+bridge, connected or not, holding the port's lock while it waits for the GIL; freeing the
+Python object releases the GIL inside pjsua2's destructor, the clock thread then runs a
+callback on the half-freed object, and the process dies of SIGSEGV (reproduced by
+``tests/telephony/test_port_teardown.py``). So ``PjsipAgent`` pools ports: ``unbind`` at the
+end of a call, ``bind`` to the next one, and frees them only after stopping the clock.
 """
 
 from __future__ import annotations
@@ -57,13 +64,17 @@ class LinePort(pj.AudioMediaPort):
 
     def bind(self, on_frame: Callable[[AudioFrame], None] | None,
              playout: Playout | None) -> None:
-        """Serve another call: ports are reused, never destroyed while the library runs."""
+        """Serve another call: ports are reused, never destroyed while the library runs.
+        ``on_frame`` must not hold the call's ``pj.Call``: a callback running when the call
+        ends would keep it alive, and free it later on the clock thread."""
         if playout is not None and playout.sample_rate != self.sample_rate:
             raise ValueError(f"playout at {playout.sample_rate} Hz on a {self.sample_rate} Hz port")
         self._on_frame, self._playout, self._failed = on_frame, playout, False
 
     def unbind(self) -> None:
-        """Stop touching the call: silence out, input dropped, until the next ``bind``."""
+        """Stop touching the call: silence out, input dropped, until the next ``bind``. A
+        callback already running on the clock thread finishes with what it read before
+        (each reads its attribute once): one last frame to the ended call, harmless."""
         self._on_frame = self._playout = None
 
     def onFrameRequested(self, frame: pj.MediaFrame) -> None:  # noqa: N802 (SWIG name)

@@ -35,12 +35,13 @@ class TelephonyOptions:
     ``CallLeg.redirect``."""
     transfer_timeout_ms: int = 30000
     """How long a transfer may take, from REFER to the final NOTIFY, before it is given up."""
-    max_calls: int = 10
-    """Calls handled by the bot at once; above it, the call flow plays the saturation
-    message and transfers (the SIP side still accepts up to ``max_calls + sip_extra_calls``)."""
+    max_calls: int = 20
+    """Calls the bot converses with at once on a node; above it, the call flow plays the
+    saturation message and transfers (the workers still take ``max_calls +
+    sip_extra_calls`` calls in all)."""
     sip_extra_calls: int = 10
-    """Calls beyond ``max_calls`` the SIP stack still accepts, so that saturated callers
-    hear the saturation message instead of a busy tone."""
+    """Calls beyond ``max_calls`` the node still answers, so that saturated callers hear the
+    saturation message and are transferred instead of getting a busy tone."""
     sip_log_level: int = 2
     """PJSIP's log verbosity sent to the Python log: 1 errors, 2 warnings, 3 info, 4–5 debug
     (5 prints every SIP message)."""
@@ -68,3 +69,35 @@ class TelephonyOptions:
     now: str = ""
     """Freeze "now" for tests and rehearsals: an ISO datetime with its offset
     (``2025-03-03T10:00:00+01:00``). Empty: the real clock."""
+
+
+@dataclass(frozen=True)
+class NodeOptions:
+    """How ``voicebot serve`` lays a node out: Kamailio on the SIP address, SIP media workers
+    on the ports after it, one speech engine (docs/node.md)."""
+
+    workers: int = 0
+    """SIP media worker processes; 0: enough for ``max_calls + sip_extra_calls`` callers at
+    ``calls_per_worker`` each."""
+    calls_per_worker: int = 2
+    """Callers one worker takes. The PyPI pjsua2 wheel holds 4 calls per process (compiled
+    ``PJSUA_MAX_CALLS``), and a transfer that falls back to a bridge needs a second call
+    slot, so 2 keeps a free slot for every caller's bridge."""
+    worker_sip_port: int = 0
+    """SIP port of the first worker, the next ones follow; 0: ``telephony.sip_port + 1``."""
+    engine_host: str = "127.0.0.1"
+    """Address of the speech engine's media streams (workers connect there)."""
+    engine_port: int = 0
+    """Port of the engine's media streams, ``/status`` and ``/metrics``; 0: a free port."""
+    edge: bool = True
+    """This node's Kamailio is the first hop from the operator: when every worker refuses
+    a call, it makes a last attempt that a worker always answers (apology, transfer). Set
+    false on nodes behind a front ``voicebot balancer``, which makes that attempt itself."""
+    probe_interval_s: int = 2
+    """Seconds between Kamailio's OPTIONS keepalives to each worker (whole seconds): a dead
+    worker is skipped after two missed ones, and the first call that meets it is delayed
+    1.5 s before going to another worker."""
+    startup_timeout_s: float = 900.0
+    """How long the engine may take to load its models before the node gives up."""
+    restart_delay_max_s: float = 30.0
+    """A process that keeps dying is restarted after 1 s, 2 s, 4 s… up to this delay."""

@@ -2,19 +2,22 @@
 
 The thread loops on ``libHandleEvents`` (``mainThreadOnly``: every pjsua2 callback runs
 here), then runs the jobs the event loop queued through ``submit``, checks which calls
-have started receiving RTP, and frees the calls that ended. Only the media clock thread
-runs besides it, inside ``LinePort``.
+have started receiving RTP. Only the media clock thread runs besides it, inside
+``LinePort``.
 
 Object lifetimes are the trap (``shared/stack/SIP.md``): a ``pj.Call`` or port that Python
 frees after ``libDestroy``, or on another thread, aborts the process; one nobody references
-is freed mid-call. So every pjsua2 object lives in this thread's tables, the ``CallLeg``
-the loop holds only knows a token, ended calls are freed right after the event batch that
-ended them, and everything is dropped and collected before ``libDestroy``.
+is freed mid-call; a ``pj.Call`` freed after pjsua reused its id hangs up the new call; a
+port freed while the media clock runs crashes it (``media.py``). So every pjsua2 object
+lives in this thread's tables, the ``CallLeg`` the loop holds only knows a token, an ended
+call is freed as its DISCONNECTED callback returns, ports are pooled, and everything is
+dropped and collected, the media clock stopped first, before ``libDestroy``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import itertools
 import logging
@@ -44,6 +47,34 @@ _CODEC_IDS = {"PCMU": "PCMU/8000/1", "PCMA": "PCMA/8000/1", "G722": "G722/16000/
 _LOG_LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
 
 
+LAST_RESORT_HEADER = "x-allo-last-resort"
+"""Set by the node's dispatcher on its final attempt, when every destination refused."""
+
+
+@dataclass(frozen=True)
+class Invite:
+    """What admission reads from an INVITE before anything is allocated for it."""
+
+    called: str
+    last_resort: bool
+
+    @classmethod
+    def parse(cls, message: str) -> Invite:
+        """Never raises: a header it cannot read counts as absent."""
+        head = message.split("\r\n\r\n", 1)[0].splitlines()
+        called = ""
+        if head:
+            user = _URI_USER.search(head[0].split(" ", 2)[1] if head[0].count(" ") >= 2 else "")
+            called = user.group(1) if user else ""
+        last_resort = any(line.split(":", 1)[0].strip().lower() == LAST_RESORT_HEADER
+                          for line in head[1:])
+        return cls(called, last_resort)
+
+
+Admission = Callable[[Invite, int], int]
+"""(the INVITE, calls now up on this endpoint) -> 0 to take it, or a SIP status to refuse."""
+
+
 class SipStartError(VoicebotError):
     """The SIP stack could not start (port taken, bad address): the message says which."""
 
@@ -59,6 +90,9 @@ class PjsipAgent:
         self.options = options
         self.draining = False
         """Set from the loop: new calls get 503 from then on."""
+        self.admit: Admission | None = None
+        """Decides on the SIP thread whether to take an INVITE: 0, or the SIP status that
+        refuses it. None: ``max_calls + sip_extra_calls`` calls, then 486."""
         self.sip_port = options.sip_port
         self.call_limit = pj.UaConfig().maxCalls
         """Calls this pjsua2 build can hold at once: its compiled ``PJSUA_MAX_CALLS`` (the
@@ -80,8 +114,9 @@ class PjsipAgent:
         self._dead: list[PjCall] = []
         self._free_ports: dict[int, list[LinePort]] = {}
         """Media ports of ended calls, by clock rate, waiting for the next call. A port is
-        never destroyed while the library runs: dropping one while the media clock thread
-        still calls into it crashed the process (segfault at the end of a call, under load)."""
+        never destroyed while the media clock runs: dropping one while the clock thread
+        may call into it crashes the process (SIGSEGV at the end of a call, under load;
+        ``tests/telephony/test_port_teardown.py``). ``_destroy`` stops the clock first."""
         self._port_names = itertools.count(1)
         self._live_legs = 0
         self._ep: pj.Endpoint | None = None
@@ -244,19 +279,28 @@ class PjsipAgent:
         return token
 
     def incoming(self, call: PjCall, prm: pj.OnIncomingCallParam) -> None:
-        """A new INVITE: refuse it while draining, else hand a CallLeg to the loop."""
+        """A new INVITE: refuse it while draining or when admission says so, else hand a
+        CallLeg to the loop."""
         if self.draining:
             call.reject(503)
             return
-        if self._live_legs >= self.options.max_calls + self.options.sip_extra_calls:
-            call.reject(486)
+        message = prm.rdata.wholeMsg
+        invite = Invite.parse(message)
+        if self.admit is not None:
+            status = self.admit(invite, self._live_legs)
+        elif self._live_legs >= self.options.max_calls + self.options.sip_extra_calls:
+            status = 486
+        else:
+            status = 0
+        if status:
+            call.reject(status)
             return
         info = call.getInfo()
-        caller = caller_from_invite(prm.rdata.wholeMsg)
         leg = CallLeg(
-            self, call.token, info.callIdString, caller,
+            self, call.token, info.callIdString, caller_from_invite(message),
             over_capacity=self._live_legs >= self.options.max_calls,
             loop=self._loop, audio_in_max_frames=self.options.audio_in_max_frames,
+            called=invite.called, last_resort=invite.last_resort,
         )
         call.leg = leg
         self._live_legs += 1
@@ -264,7 +308,16 @@ class PjsipAgent:
         self.post(self._on_leg, leg)
 
     def call_ended(self, call: PjCall) -> None:
-        self._dead.append(call)
+        """From the call's DISCONNECTED callback: its media is let go of and it leaves our
+        tables now, so that Python frees it as soon as the callback returns. Not later:
+        right after this callback pjsua gives the call's id to the next INVITE (even one in
+        the same event batch), and a ``pj.Call`` freed after that unhooks the new call
+        from its ``PjCall`` and hangs it up (``Call::~Call`` acts on its id)."""
+        call.release_media()
+        self._calls.pop(call.token, None)
+        partner, call.partner = call.partner, None
+        if partner is not None and partner.partner is call:
+            partner.partner = None  # the other leg of a bridge no longer keeps this one
         if call.leg is not None:
             self._live_legs -= 1
             self.post(call.leg._set_ended, not call.ended_locally, call.end_status)
@@ -290,17 +343,26 @@ class PjsipAgent:
             if call.leg is not None and call.ports and not call.rtp_seen and not call.gone:
                 call.check_rtp()
 
+    # --- media ports: created on demand, reused, never freed while the media clock runs ---
     def take_port(self, sample_rate: int, on_frame, playout) -> LinePort:
-        free = self._free_ports.get(sample_rate)
-        port = free.pop() if free else LinePort(f"port{next(self._port_names)}", sample_rate)
-        port.bind(on_frame, playout)
-        return port
+        """A port bound to a call: a free one at this rate, else a new one. At most one
+        port per rate per call is out at a time, so the pool never holds more ports than
+        the calls this build can hold (``call_limit`` per rate)."""
+        free = self._free_ports.setdefault(sample_rate, [])
+        if not free:  # into the pool first: a port dropped on an error would be freed
+            free.append(LinePort(f"port{next(self._port_names)}", sample_rate))
+        free[-1].bind(on_frame, playout)  # raises (a wrong rate) before binding anything
+        return free.pop()
 
     def give_back_port(self, port: LinePort) -> None:
+        """Back to the pool, for the next call. The caller has disconnected it (or the
+        call's stream went, and its connections with it)."""
         port.unbind()
         self._free_ports.setdefault(port.sample_rate, []).append(port)
 
     def _reap(self) -> None:
+        """Calls that ended without a DISCONNECTED callback of their own (a bridge leg that
+        could not be placed, calls left at shutdown)."""
         while self._dead:
             call = self._dead.pop()
             call.release_media()
@@ -334,7 +396,13 @@ class PjsipAgent:
             self.settle(future, error=LookupError("the SIP stack is stopped"))
 
     def _destroy(self) -> None:
-        """Free every pjsua2 object, then the library: in that order, or it aborts."""
+        """Free every pjsua2 object, then the library: in that order, or it aborts. The
+        media clock is stopped before any port is freed: it may be inside one's callback."""
+        if any(self._free_ports.values()) or any(c.ports for c in self._calls.values()):
+            try:
+                self._ep.audDevManager().setNoDev()  # joins the media clock thread
+            except Exception:
+                log.exception("could not stop the media clock before freeing the ports")
         self._calls.clear()
         self._dead.clear()
         self._free_ports.clear()
@@ -504,9 +572,13 @@ class PjCall(pj.Call):
     # --- audio ------------------------------------------------------------------------
     def _connect_audio(self, index: int) -> None:
         audio = self.getAudioMedia(index)
-        if self.audio is not None and self.audio.getPortId() == audio.getPortId():
+        same_slot = self.audio is not None and self.audio.getPortId() == audio.getPortId()
+        if same_slot and (not self.ports or self._ports_connected()):
             return  # a re-INVITE that kept the same stream
-        self.release_media()
+        # A new stream: pjsua took the old one off the bridge, and its connections with it.
+        # The same slot, unplugged: pjsua replaced the stream in place (hold then resume can
+        # do it); unplug what may still be pending there, and plug the call in again.
+        self.release_media(unplug=same_slot)
         self.audio, self.media_index = audio, index
         if self.leg is None:
             self._try_bridge()
@@ -514,18 +586,24 @@ class PjCall(pj.Call):
         stream = self.getStreamInfo(index)
         codec = stream.codecName.upper()
         rx_rate = ASR_RATE if codec == "G722" else LINE_RATE
-        push = self._push_frame
+        # Nothing a port holds may lead back to this PjCall: a callback still running on
+        # the media clock when the call ends would keep it alive, then free it there, late
+        # (see ``PjsipAgent.call_ended``) and on the wrong thread.
+        push = functools.partial(self.agent.post, self.leg._push_audio)  # media clock thread
         take = self.agent.take_port
         if rx_rate == LINE_RATE:
-            self.ports = [take(LINE_RATE, push, self.leg.playout)]
-        else:
-            self.ports = [take(rx_rate, push, None), take(LINE_RATE, None, self.leg.playout)]
+            self.ports.append(take(LINE_RATE, push, self.leg.playout))
+        else:  # one at a time: a port taken stays listed, so it goes back if the next fails
+            self.ports.append(take(rx_rate, push, None))
+            self.ports.append(take(LINE_RATE, None, self.leg.playout))
         audio.startTransmit(self.ports[0])
         self.ports[-1].startTransmit(audio)
         self.agent.post(self.leg._set_media, codec, rx_rate)
 
-    def _push_frame(self, frame) -> None:  # media clock thread
-        self.agent.post(self.leg._push_audio, frame)
+    def _ports_connected(self) -> bool:
+        """Whether the bridge has the call's sending port still feeding its stream."""
+        info = self.ports[-1].getPortInfo()  # kept: a temporary's listeners are freed memory
+        return self.audio.getPortId() in info.listeners
 
     def check_rtp(self) -> None:
         """Set ``media_ready`` once the caller's RTP has really arrived."""
@@ -537,17 +615,29 @@ class PjCall(pj.Call):
             self.rtp_seen = True
             self.agent.post(self.leg.media_ready.set)
 
-    def release_media(self) -> None:
+    def release_media(self, unplug: bool = True) -> None:
+        """Give the call's ports back to the pool (never freed while the media clock runs:
+        ``media.py``), unplugged from the stream first when ``unplug`` and the call is up.
+        A stream PJSIP took off the bridge (the call ended: it does so before telling us;
+        a re-INVITE replaced it) took its connections with it, and asking again only logs
+        PJ_EINVAL."""
+        if unplug and not self.gone:
+            self._disconnect_ports()
         for port in self.ports:
-            for source, sink in ((self.audio, port), (port, self.audio)):
-                try:
-                    if source is not None and sink is not None:
-                        source.stopTransmit(sink)
-                except pj.Error:
-                    pass  # the stream is already gone, and its connections with it
             self.agent.give_back_port(port)
         self.ports = []
         self.audio = None
+
+    def _disconnect_ports(self) -> None:
+        """Stop what ``_connect_audio`` started. The bridge queues these behind any
+        connection still pending, so a port back in the pool stays unplugged."""
+        if self.audio is None or not self.ports:
+            return
+        for source, sink in ((self.audio, self.ports[0]), (self.ports[-1], self.audio)):
+            try:
+                source.stopTransmit(sink)
+            except pj.Error:
+                pass  # that stream has already left the bridge, and its connections with it
 
     # --- transfer ----------------------------------------------------------------------
     def _transfer_status(self, prm: pj.OnCallTransferStatusParam) -> None:
@@ -596,12 +686,10 @@ class PjCall(pj.Call):
             return
         if caller.bridged or caller.audio is None:
             return
+        caller._disconnect_ports()  # the bot leaves the call: its ports go back to the pool
         for port in caller.ports:
-            for source, sink in ((caller.audio, port), (port, caller.audio)):
-                try:
-                    source.stopTransmit(sink)
-                except pj.Error:
-                    pass
+            caller.agent.give_back_port(port)
+        caller.ports = []
         caller.audio.startTransmit(self.audio)
         self.audio.startTransmit(caller.audio)
         caller.bridged = self.bridged = True

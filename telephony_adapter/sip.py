@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from enum import Enum
@@ -22,7 +22,7 @@ from bot.playout import Playout
 from telephony_adapter.options import TelephonyOptions
 
 if TYPE_CHECKING:
-    from telephony_adapter.pjsip_agent import PjsipAgent
+    from telephony_adapter.pjsip_agent import Admission, PjsipAgent
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,18 @@ def transfer_outcome(status: int) -> TransferOutcome:
     return TransferOutcome.REFUSED
 
 
+def refer_target(uri: str, headers: Mapping[str, str]) -> str:
+    """``uri`` with ``headers`` as URI headers (RFC 3261 19.1.1), escaped: the transferee
+    copies them into its INVITE to the target, so the advisor's desktop can show them."""
+    if not headers:
+        return uri
+    from urllib.parse import quote
+
+    joined = "&".join(f"{quote(name, safe='-')}={quote(value, safe='')}"
+                      for name, value in headers.items())
+    return f"{uri}{'&' if '?' in uri else '?'}{joined}"
+
+
 class CallState(str, Enum):
     RINGING = "ringing"
     ANSWERED = "answered"
@@ -95,6 +107,8 @@ class CallLeg:
         over_capacity: bool,
         loop: asyncio.AbstractEventLoop,
         audio_in_max_frames: int,
+        called: str = "",
+        last_resort: bool = False,
     ):
         self._agent = agent
         self._token = token
@@ -103,6 +117,11 @@ class CallLeg:
         self.caller = caller
         """Number or user part of P-Asserted-Identity, else From; ``anonymous`` or empty
         when withheld. Pseudonymise before storing or logging it."""
+        self.called = called
+        """User part of the request URI (the number dialled, ``3230``)."""
+        self.last_resort = last_resort
+        """The dispatcher found no other destination (``X-Allo-Last-Resort``): this call is
+        taken whatever the load, and rescued if the engine is down."""
         self.over_capacity = over_capacity
         """More than ``max_calls`` calls were in progress when this one arrived: play the
         saturation message and transfer."""
@@ -167,16 +186,20 @@ class CallLeg:
             raise RuntimeError("a call can only be redirected before it is answered")
         await self._agent.submit(lambda call: call.redirect(uri), self._token)
 
-    async def transfer(self, uri: str | None = None) -> TransferResult:
+    async def transfer(self, uri: str | None = None,
+                       headers: Mapping[str, str] | None = None,
+                       leave: bool = True) -> TransferResult:
         """Blind transfer to ``uri`` (default: the configured advisor) by REFER.
 
-        On success the bot leaves the call (REFER: it hangs up; bridge: its audio is
-        unplugged). On failure the call is still up and the caller still hears the bot:
-        apologise, give the hours, never leave silence.
+        ``headers`` travel on the REFER target, so the advisor's INVITE carries them. On
+        success the bot leaves the call (REFER: it hangs up, unless ``leave`` is False and
+        the caller of this method does; bridge: its audio is unplugged). On failure the
+        call is still up and the caller still hears the bot: apologise, give the hours,
+        never leave silence.
         """
         if self.state is not CallState.ANSWERED:
             raise RuntimeError("a call must be answered before it is transferred")
-        target = uri or self._agent.options.advisor_uri
+        target = refer_target(uri or self._agent.options.advisor_uri, headers or {})
         done: asyncio.Future[TransferResult] = self._loop.create_future()
         await self._agent.submit(lambda call: call.start_transfer(target, done), self._token)
         timeout_s = self._agent.options.transfer_timeout_ms / 1000
@@ -190,7 +213,7 @@ class CallLeg:
             result = done.result() if done.done() else TransferResult(
                 TransferOutcome.TIMEOUT, 0, "no final transfer answer", "refer"
             )
-        if result.succeeded and result.method == "refer":
+        if result.succeeded and result.method == "refer" and leave:
             await self.hangup()
         log.info(
             "call %s: transfer %s (%s %d %s)",
@@ -230,15 +253,19 @@ class SipEndpoint:
     handler returns, a call still up is hung up (unless bridged to an advisor).
     """
 
-    def __init__(self, options: TelephonyOptions, on_call: CallHandler):
+    def __init__(self, options: TelephonyOptions, on_call: CallHandler,
+                 admit: Admission | None = None):
         self.options = options
         self._on_call = on_call
+        self._admit = admit
         self._agent: PjsipAgent | None = None
         self._legs: set[CallLeg] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self.calls_total = 0
+        self.changed = asyncio.Event()
+        """Set whenever a call starts or ends (cleared by whoever watches it)."""
 
     @property
     def active_calls(self) -> int:
@@ -270,6 +297,7 @@ class SipEndpoint:
 
         loop = asyncio.get_running_loop()
         self._agent = PjsipAgent(self.options, loop, self._on_leg, self._on_leg_ended)
+        self._agent.admit = self._admit
         await self._agent.start()
 
     async def stop(self, grace_ms: int = 60000) -> None:
@@ -293,6 +321,7 @@ class SipEndpoint:
     def _on_leg(self, leg: CallLeg) -> None:
         self._legs.add(leg)
         self._idle.clear()
+        self.changed.set()
         self.calls_total += 1
         task = asyncio.get_running_loop().create_task(self._run(leg), name=f"call {leg.call_id}")
         self._tasks.add(task)
@@ -300,6 +329,7 @@ class SipEndpoint:
 
     def _on_leg_ended(self, leg: CallLeg) -> None:
         self._legs.discard(leg)
+        self.changed.set()
         if not self._legs:
             self._idle.set()
 

@@ -16,6 +16,7 @@ from bot.audio import LINE_RATE, AudioFrame
 from bot.kb.model import KnowledgeBase
 from bot.settings import Settings
 from tts.cache import AudioCache
+from tts.fallback import write_fallback_audio
 from tts.voice import Voice, load_voice, synthesize_at
 
 _DONE = object()
@@ -83,6 +84,8 @@ def spoken_texts(kb: KnowledgeBase) -> list[str]:
 def prerender(settings: Settings, kb: KnowledgeBase) -> int:
     """Render every spoken text of ``kb`` into the cache (publish time); drop stale entries."""
     voice: Voice = load_voice(settings.tts)
-    report = AudioCache(cache_dir(settings), voice, LINE_RATE).render_all(spoken_texts(kb),
-                                                                          prune=True)
+    cache = AudioCache(cache_dir(settings), voice, LINE_RATE)
+    report = cache.render_all(spoken_texts(kb), prune=True)
+    write_fallback_audio(cache, kb, settings.paths.state_dir)
     return report.rendered
+

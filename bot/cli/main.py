@@ -21,6 +21,9 @@ COMMAND_MODULES = (
     "bot.cli.voice",
     "bot.cli.ledger",
     "bot.cli.serve",
+    "bot.cli.balancer",
+    "bot.cli.engine",
+    "bot.cli.sip_worker",
 )
 
 

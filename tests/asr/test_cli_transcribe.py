@@ -21,7 +21,7 @@ def test_one_json_line_per_file_and_a_broken_file_does_not_stop_the_run(
     assert [list(line) for line in lines] == [
         ["file", "text", "asr_ms", "audio_ms"], ["file", "error"],
         ["file", "text", "asr_ms", "audio_ms"]]
-    assert lines[0]["text"] == "votre message est trop court."
+    assert lines[0]["text"].rstrip(".") == "votre message est trop court"
     assert lines[0]["audio_ms"] == 1852
     assert lines[1] == {"file": str(broken), "error": (
         f"{broken} : fichier WAV illisible (ce n'est pas un fichier RIFF/WAV) ; attendu un WAV "

@@ -137,3 +137,33 @@ def test_a_recorded_caller_pausing_mid_sentence_is_not_cut_off(silero):
     ended = [e for e in events if isinstance(e, SpeechEnded)]
     assert len(ended) == 1
     assert ended[0].audio.duration_ms >= prompt.duration_ms
+
+
+ADAPTIVE = VadOptions(end_silence_ms=600, short_utterance_ms=2500, short_end_silence_ms=1200,
+                      tentative_silence_ms=300)
+
+
+def test_a_short_utterance_judged_whole_ends_after_the_ordinary_silence():
+    plain = Run(ADAPTIVE).feed(0.9, 1500).feed(0.0, 1500)
+    assert plain.events[-1].at_ms == 1500 + 1200  # short: the longer silence
+    judged = Run(ADAPTIVE).feed(0.9, 1500).feed(0.0, 400)  # paused at 300 ms
+    assert judged.kinds() == ["SpeechStarted", "SpeechPaused"]
+    assert judged.endpointer.complete(judged.now_ms) is None  # 400 ms: not 600 yet
+    judged.feed(0.0, 200)
+    assert judged.kinds()[-1] == "SpeechEnded" and judged.events[-1].at_ms == 1500 + 600
+
+
+def test_a_whole_question_judged_late_ends_the_turn_at_once():
+    run = Run(ADAPTIVE).feed(0.9, 1500).feed(0.0, 700)
+    ended = run.endpointer.complete(run.now_ms)  # the transcript came after 600 ms
+    assert isinstance(ended, SpeechEnded) and ended.at_ms == 2200 and ended.end_ms == 1500
+
+
+def test_speaking_again_withdraws_the_judgement():
+    run = Run(ADAPTIVE).feed(0.9, 1500).feed(0.0, 400)
+    assert run.endpointer.complete(run.now_ms) is None
+    run.feed(0.9, 300).feed(0.0, 900)  # "… et ma prime d'activité": a new pause, unjudged
+    assert run.kinds() == ["SpeechStarted", "SpeechPaused", "SpeechResumed", "SpeechPaused"]
+    run.feed(0.0, 300)
+    assert run.events[-1].at_ms == 1500 + 400 + 300 + 1200
+    assert run.endpointer.complete(10_000) is None  # no utterance: nothing to end

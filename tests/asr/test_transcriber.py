@@ -28,9 +28,21 @@ from bot.audio import ASR_RATE, resample
     ("vm-savefolder", "Dans quel dossier souhaitez-vous conserver ce message ?"),
 ])
 def test_recorded_french_telephone_speech_is_transcribed_exactly(transcriber, name, text):
-    heard = transcriber.transcribe(ulaw_round_trip(french(name)))
-    assert heard.text == text
+    standard = transcriber.with_options(dataclasses.replace(transcriber.options, window_pad_s=0))
+    heard = standard.transcribe(ulaw_round_trip(french(name)))
+    assert heard.text == text  # Whisper's own 30 s window: faster-whisper's exact output
     assert heard.rejected is None
+    short = transcriber.transcribe(ulaw_round_trip(french(name)))  # the CPU default
+    assert words_wrong(short.text, text) <= 1  # a homophone at most (souhaitais/souhaitez)
+
+
+def words_wrong(heard: str, reference: str) -> int:
+    """Words substituted, inserted or dropped (the numerator of the word error rate)."""
+    import difflib
+
+    matcher = difflib.SequenceMatcher(a=words(reference), b=words(heard), autojunk=False)
+    same = sum(block.size for block in matcher.get_matching_blocks())
+    return max(len(words(reference)), len(words(heard))) - same
 
 
 def test_8khz_and_16khz_input_give_the_same_text(transcriber):
@@ -84,8 +96,8 @@ def test_the_domain_prompt_does_not_leak_into_the_transcript(transcriber):
 
     prompt = build_prompt(["prime d'activité", "RSA", "Mon Compte", "FranceConnect"])
     assert transcriber.transcribe(silence(5), prompt=prompt).text == ""
-    assert transcriber.transcribe(french("vm-tooshort"), prompt=prompt).text == \
-        "Votre message est trop court."
+    assert words(transcriber.transcribe(french("vm-tooshort"), prompt=prompt).text) == \
+        ["votre", "message", "est", "trop", "court"]
 
 
 def words(text: str) -> list[str]:
@@ -94,7 +106,8 @@ def words(text: str) -> list[str]:
 
 
 def _with_fake(transcriber, *segments) -> Transcriber:
-    return Transcriber(FakeWhisper(*segments), transcriber._vad, AsrOptions())
+    """The fake stands for faster-whisper's ``WhisperModel.transcribe``: the 30 s window path."""
+    return Transcriber(FakeWhisper(*segments), transcriber._vad, AsrOptions(window_pad_s=0))
 
 
 def test_a_repetition_loop_is_dropped(transcriber):
@@ -120,7 +133,8 @@ def test_subtitle_credits_are_recognised_as_hallucinations(transcriber):
 
 def test_decoding_is_french_greedy_and_budgeted_by_audio_length(transcriber):
     fake = FakeWhisper(FakeSegment("votre message est trop court."))
-    Transcriber(fake, transcriber._vad, AsrOptions()).transcribe(french("vm-tooshort"))
+    Transcriber(fake, transcriber._vad, AsrOptions(window_pad_s=0)).transcribe(
+        french("vm-tooshort"))
     call = fake.calls[0]
     assert call["language"] == "fr"
     assert call["temperature"] == [0.0]

@@ -134,6 +134,7 @@ class FaultyTranscriber:
     """A fake that injects the fault a crashed ASR model would cause: it always raises."""
 
     options = None
+    device = "cpu"
 
     def transcribe(self, audio, prompt=None):
         raise RuntimeError("model crashed (injected)")
@@ -148,3 +149,24 @@ def test_a_crash_in_the_pipeline_apologises_and_hands_off(voice_services, line,
     assert messages(result, "error_apology")[0].listened_ms > 0  # said, never dead air
     assert "model crashed" in result.error
     assert result.ending is Ending.HANDOFF and line.transfers == 1
+
+
+def test_a_short_whole_question_does_not_wait_the_long_silence(voice_services,
+                                                                event_loop_runner):
+    """« …pour parler à un préposé » is 2.3 s of speech: short, so the turn would wait
+    1.2 s of silence; its transcript at the first pause is a whole request (a hand-off
+    trigger), so the ordinary 0.6 s applies. Real time: the judgement races the silence."""
+    advisor_request = read_wav(PROJECT_ROOT / "tests" / "data" / "telephony"
+                               / "advisor_request_8k.wav")
+
+    async def make() -> ClockedLine:
+        return ClockedLine(speed=1.0)
+
+    line = event_loop_runner(make())
+    line.after("greeting", line.say(advisor_request))
+    line.after("reply", line.hang_up)
+    result = converse(voice_services, line, event_loop_runner, "whole-question")
+    [turn] = result.turns
+    assert turn.reply.handoff, turn
+    options = voice_services.settings.vad
+    assert options.end_silence_ms <= turn.wait_ms < options.short_end_silence_ms, turn

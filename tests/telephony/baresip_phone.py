@@ -41,6 +41,26 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     raise RuntimeError("no free port")
 
 
+def free_port_block(count: int, start: int = 21000, stop: int = 32000) -> int:
+    """The first of ``count`` consecutive ports free for UDP and TCP on 127.0.0.1 (a node
+    listens on its SIP port and its workers on the ports right after it)."""
+    for base in range(start, stop - count):
+        sockets: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+                    s = socket.socket(socket.AF_INET, kind)
+                    sockets.append(s)
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in sockets:
+                s.close()
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
 @dataclass
 class Baresip:
     """One baresip user agent playing ``source``, a mono S16 WAV at the codec's rate."""

@@ -76,8 +76,8 @@ class SipWorld:
         self.endpoints: list[SipEndpoint] = []
         self.phones: list[Baresip | PjsuaPhone] = []
 
-    def run(self, scenario: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(asyncio.wait_for(scenario, _TEST_LIMIT_S))
+    def run(self, scenario: Coroutine[Any, Any, T], limit_s: float = _TEST_LIMIT_S) -> T:
+        return self.loop.run_until_complete(asyncio.wait_for(scenario, limit_s))
 
     def options(self, **changes: Any) -> TelephonyOptions:
         base = TelephonyOptions(

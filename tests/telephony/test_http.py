@@ -7,7 +7,12 @@ import asyncio
 import aiohttp
 from test_sip_calls import RecordingHandler
 
-from telephony_adapter.http import PROMETHEUS_CONTENT_TYPE, CallMetrics, HealthServer
+from telephony_adapter.http import (
+    PROMETHEUS_CONTENT_TYPE,
+    CallMetrics,
+    HealthServer,
+    service_health,
+)
 
 
 class Status:
@@ -55,7 +60,10 @@ def test_health_and_metrics_follow_the_calls_and_the_drain(world, greeting):
 
     async def scenario():
         endpoint = await world.endpoint(handler)
-        server = HealthServer(endpoint.options, endpoint, metrics)
+        async def metrics_text() -> str:
+            return metrics.render(endpoint)
+
+        server = HealthServer("127.0.0.1", 0, service_health(endpoint), metrics_text)
         await server.start()
         base = f"http://127.0.0.1:{server.port}"
         _, wav = world.caller_audio(8000, total_s=5.0)

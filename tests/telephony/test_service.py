@@ -1,31 +1,23 @@
 """The whole product on a phone line: ``voicebot serve`` called by real baresip phones.
 
-One ``voicebot serve`` process for the module (real Whisper, real Rasa model, espeak audio
-pre-rendered at publish, SQLite ledger), on 127.0.0.1 only, its clock frozen to an open
-Monday morning. What a caller hears is checked against the bot's own pre-rendered audio
-after the codec round trip; what was billed is read back with ``voicebot ledger export``.
+One node for the module (Kamailio, SIP media workers, the speech engine with real Whisper,
+real Rasa model, espeak audio pre-rendered at publish, SQLite ledger), on 127.0.0.1 only,
+its clock frozen to an open Monday morning. What a caller hears is checked against the
+bot's own pre-rendered audio after the codec round trip; what was billed is read back with
+``voicebot ledger export``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import csv
-import io
-import os
+import audioop
 import random
-import signal
 import socket
-import subprocess
-import threading
 import urllib.request
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import pytest
 from audio_match import match, middle, padded
-from baresip_phone import free_port
+from node_service import OPEN_MONDAY, running_node
 
 from bot.audio import AudioFrame, read_wav, resample, write_wav
 from bot.settings import PROJECT_ROOT, Settings
@@ -35,95 +27,13 @@ DATA = PROJECT_ROOT / "tests" / "data" / "telephony"
 QUESTION = ASR_DATA / "conf-invalidpin.wav"
 """A human voice: « Ce code d'accès est invalide pour cette conférence »."""
 ADVISOR_REQUEST = DATA / "advisor_request_8k.wav"  # « …pour parler à un préposé »
-OPEN_MONDAY = "2026-11-23T10:00:00+01:00"
 SAME_AUDIO = 0.85  # see test_sip_calls.py: codec round trip ≥ 0.94, other speech ≈ 0.1
-START_S = 240
-
-
-@dataclass
-class Service:
-    process: subprocess.Popen
-    sip_port: int
-    http_port: int
-    advisor_port: int
-    closures: Path
-    env: dict[str, str]
-    log: list[str] = field(default_factory=list)
-
-    @property
-    def uri(self) -> str:
-        return f"sip:3230@127.0.0.1:{self.sip_port}"
-
-    @property
-    def advisor_uri(self) -> str:
-        return f"sip:conseiller@127.0.0.1:{self.advisor_port}"
-
-    def ledger_rows(self) -> dict[str, dict[str, str]]:
-        month = datetime.now(ZoneInfo("Europe/Paris")).strftime("%Y-%m")
-        out = subprocess.run([str(PROJECT_ROOT / ".venv" / "bin" / "voicebot"), "ledger",
-                              "export", "--month", month], env=self.env, capture_output=True,
-                             text=True, check=True).stdout
-        return {row["call_id"]: row for row in csv.DictReader(io.StringIO(out))}
-
-    async def ledger_row(self, call_id: str, timeout_s: float = 15.0) -> dict[str, str]:
-        """The call's row, once the service has written it (it does so when the call ends)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while True:
-            rows = await asyncio.to_thread(self.ledger_rows)
-            if call_id in rows:
-                return rows[call_id]
-            if loop.time() > deadline:
-                raise AssertionError(f"no ledger row for {call_id}; service log:\n"
-                                     + "\n".join(self.log[-30:]))
-            await asyncio.sleep(0.5)  # polling a file another process writes
 
 
 @pytest.fixture(scope="module")
 def service(published_settings: Settings, tmp_path_factory: pytest.TempPathFactory):
-    workdir = tmp_path_factory.mktemp("service")
-    closures = workdir / "fermetures.txt"
-    closures.write_text("# jours de fermeture exceptionnelle\n", encoding="utf-8")
-    paths = published_settings.paths
-    sip_port, http_port, advisor_port, rtp = free_port(), free_port(), free_port(), free_port()
-    env = dict(
-        os.environ,
-        VOICEBOT_PATHS_STATE_DIR=str(paths.state_dir),
-        VOICEBOT_PATHS_GENERATED_DIR=str(paths.generated_dir),
-        VOICEBOT_TELEPHONY_SIP_PORT=str(sip_port),
-        VOICEBOT_TELEPHONY_HTTP_PORT=str(http_port),
-        VOICEBOT_TELEPHONY_RTP_PORT_MIN=str(rtp),
-        VOICEBOT_TELEPHONY_RTP_PORT_MAX=str(rtp + 100),
-        VOICEBOT_TELEPHONY_ADVISOR_URI=f"sip:conseiller@127.0.0.1:{advisor_port}",
-        VOICEBOT_TELEPHONY_NOW=OPEN_MONDAY,
-        VOICEBOT_TELEPHONY_CLOSURES_FILE=str(closures),
-    )
-    process = subprocess.Popen([str(PROJECT_ROOT / ".venv" / "bin" / "voicebot"), "serve",
-                                "--grace", "5"], env=env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    svc = Service(process, sip_port, http_port, advisor_port, closures, env)
-    ready = threading.Event()
-
-    def read_log() -> None:
-        for line in process.stdout:
-            svc.log.append(line.rstrip())
-            if "En service" in line:
-                ready.set()
-
-    threading.Thread(target=read_log, daemon=True).start()
-    try:
-        if not ready.wait(START_S):
-            raise AssertionError("voicebot serve did not start:\n" + "\n".join(svc.log[-40:]))
-        yield svc
-    finally:
-        if os.environ.get("SERVICE_LOG"):
-            print("\n".join(svc.log))
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_node(published_settings, tmp_path_factory.mktemp("service")) as node:
+        yield node
 
 
 @pytest.fixture(scope="module")
@@ -132,8 +42,8 @@ def offline(voice_services, event_loop_runner):
     dialogue = voice_services.dialogue
 
     def understand(path: Path):
-        async def run():
-            transcript = await voice_services.transcribe(read_wav(path))
+        async def run():  # heard as over the phones' G.711 μ-law line, not from the file
+            transcript = await voice_services.transcribe(mu_law_round_trip(read_wav(path)))
             reply = await dialogue.respond(f"offline-{path.name}", transcript.text)
             await dialogue.forget(f"offline-{path.name}")
             return transcript.text, reply
@@ -143,6 +53,12 @@ def offline(voice_services, event_loop_runner):
     understand.speaker = voice_services.speaker
     understand.messages = dialogue.snapshot.kb.messages
     return understand
+
+
+def mu_law_round_trip(audio: AudioFrame) -> AudioFrame:
+    """What a PCMU line delivers of ``audio`` (8 kHz): one word can differ from the file."""
+    line = resample(audio, 8000)
+    return AudioFrame(audioop.ulaw2lin(audioop.lin2ulaw(line.pcm, 2), 2), 8000)
 
 
 def caller_file(world, name: str, speech: AudioFrame | None, after_greeting_s: float,
