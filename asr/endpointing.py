@@ -191,6 +191,11 @@ class Endpointer:
                                            end_ms=self._last_speech_ms, at_ms=now_ms))
         return events
 
+    def forget_utterance(self) -> None:
+        """Drop what was heard of an utterance in progress (the caller spoke over something
+        that could not be interrupted); the no-input timer is left as it is."""
+        self._back_to_silence()
+
     def _audio(self) -> AudioFrame:
         rate = self._utterance[0].sample_rate
         return AudioFrame(b"".join(f.pcm for f in self._utterance), rate)

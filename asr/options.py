@@ -74,6 +74,11 @@ class AsrOptions:
     claimed, or the caller spoke again (the turn ends at most ``vad.short_end_silence_ms``
     - ``vad.tentative_silence_ms`` = 900 ms after the pause)."""
 
+    thread_nice: int = 10
+    """Linux scheduling priority (nice, 0–19) of the ASR threads: on a loaded CPU every
+    call's audio, VAD and turn-taking (the engine's event loop, the SIP workers) must run
+    first, or the whole node falls behind the line's 20 ms clock; a transcription only gets
+    later. 0 leaves them equal."""
     window_pad_s: float | None = None
     """Whisper's encoder reads a 30 s window whatever the utterance's length, and on a CPU
     that pass is most of a turn's cost. Above 0, it reads the speech plus this many seconds
@@ -87,6 +92,9 @@ class AsrOptions:
             if getattr(self, name) < minimum:
                 raise SettingsError(f"asr.{name} vaut {getattr(self, name)} : il faut un entier "
                                     f"supérieur ou égal à {minimum}.")
+        if not 0 <= self.thread_nice <= 19:
+            raise SettingsError(f"asr.thread_nice vaut {self.thread_nice} : il faut un entier "
+                                "de 0 (priorité normale) à 19 (la plus basse).")
         if self.batch_max is not None and self.batch_max < 1:
             raise SettingsError(f"asr.batch_max vaut {self.batch_max} : il faut un entier "
                                 "supérieur ou égal à 1, ou rien pour le choix automatique "

@@ -34,6 +34,7 @@ import asyncio
 import bisect
 import itertools
 import logging
+import os
 import threading
 import time
 import weakref
@@ -57,6 +58,13 @@ BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 """Upper bounds of the batch-size histogram, in utterances."""
 _TIMER_SLACK_S = 0.001  # asyncio may run a timer up to its clock resolution early
 _CLAIMABLE_DONE = 256  # finished speculations remembered for ``claim`` (a few per call)
+
+
+def lower_priority(nice: int) -> None:
+    """Lower the calling thread's priority (Linux: the nice value is per thread, and the
+    threads CTranslate2 starts from here inherit it)."""
+    if nice > 0:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
 
 
 class SpeculationDropped(Exception):
@@ -205,7 +213,9 @@ class AsrScheduler:
         self._fill_with_speculative = self._batched and transcriber.device == "cuda"
         self._window_s = options.batch_window_ms / 1000
         self._max_wait_s = options.speculative_max_wait_ms / 1000
-        self._executor = ThreadPoolExecutor(max_workers=self._slots, thread_name_prefix="asr")
+        self._executor = ThreadPoolExecutor(max_workers=self._slots, thread_name_prefix="asr",
+                                            initializer=lower_priority,
+                                            initargs=(options.thread_nice,))
         self._lock = threading.Lock()  # for stats() from other threads; all writers are on the loop
         self._loop: asyncio.AbstractEventLoop | None = None
         self._real: list[_Job] = []

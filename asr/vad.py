@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.audio import ASR_RATE, AudioFrame
+from bot.audio import ASR_RATE, AudioFrame, frame_bytes
 
 WINDOW_SAMPLES = 512  # 32 ms at 16 kHz, the only size the 16 kHz network accepts
 CONTEXT_SAMPLES = 64
@@ -89,6 +89,28 @@ class StreamingVad:
         self._context = np.zeros(CONTEXT_SAMPLES, np.float32)
         self._pending = np.zeros(0, np.float32)
         self._probability = 0.0
+        self._before = 0.0
+
+    def frames(self, chunk: AudioFrame) -> list[tuple[AudioFrame, float]]:
+        """Cut a 16 kHz chunk (a whole number of 20 ms frames) into 20 ms frames, each with
+        the probability of the latest window complete at its end, as ``process`` would give
+        frame by frame; but every window of the chunk goes through the network in one run,
+        which is what a node with many calls can afford."""
+        if chunk.sample_rate != ASR_RATE:
+            raise ValueError(f"the VAD reads {ASR_RATE} Hz audio, got {chunk.sample_rate} Hz")
+        step = frame_bytes(ASR_RATE)
+        if len(chunk.pcm) <= step:
+            return [(chunk, self.process(chunk))]
+        pending = len(self._pending)
+        probabilities = self._windows(_as_float(chunk))
+        out: list[tuple[AudioFrame, float]] = []
+        previous = self._before
+        for start in range(0, len(chunk.pcm), step):
+            frame = AudioFrame(chunk.pcm[start : start + step], ASR_RATE)
+            # windows complete at this frame's end (the buffered samples come first)
+            done = (pending + (start + len(frame.pcm)) // 2) // WINDOW_SAMPLES
+            out.append((frame, float(probabilities[done - 1]) if done else previous))
+        return out
 
     def process(self, frame: AudioFrame) -> float:
         """Feed a 16 kHz frame; return the probability of the most recent complete window.
@@ -98,10 +120,16 @@ class StreamingVad:
         """
         if frame.sample_rate != ASR_RATE:
             raise ValueError(f"the VAD reads {ASR_RATE} Hz audio, got {frame.sample_rate} Hz")
-        self._pending = np.concatenate([self._pending, _as_float(frame)])
+        probabilities = self._windows(_as_float(frame))
+        return float(probabilities[-1]) if len(probabilities) else self._probability
+
+    def _windows(self, samples: np.ndarray) -> np.ndarray:
+        """The probabilities of the windows these samples complete (after those buffered)."""
+        self._before = self._probability
+        self._pending = np.concatenate([self._pending, samples])
         count = len(self._pending) // WINDOW_SAMPLES
         if count == 0:
-            return self._probability
+            return np.zeros(0, np.float32)
         rows = np.empty((count, CONTEXT_SAMPLES + WINDOW_SAMPLES), np.float32)
         for i in range(count):
             window = self._pending[i * WINDOW_SAMPLES : (i + 1) * WINDOW_SAMPLES]
@@ -111,7 +139,7 @@ class StreamingVad:
         self._pending = self._pending[count * WINDOW_SAMPLES :]
         probs, self._state = self._model.run(rows, self._state)
         self._probability = float(probs[-1])
-        return self._probability
+        return probs
 
 
 def _as_float(audio: AudioFrame) -> np.ndarray:

@@ -73,23 +73,30 @@ class StreamResampler:
             )
         fast_rate = in_rate * self._up
         cutoff_hz = 0.45 * min(in_rate, out_rate)  # 3600 Hz for 8 <-> 16 kHz
-        self._taps = firwin(_STREAM_TAPS, cutoff_hz, fs=fast_rate, window=("kaiser", 8.0))
-        self._taps *= self._up  # zero-stuffing divides the level by `up`
-        self._state = np.zeros(_STREAM_TAPS - 1)
+        taps = firwin(_STREAM_TAPS, cutoff_hz, fs=fast_rate, window=("kaiser", 8.0))
+        taps *= self._up  # zero-stuffing divides the level by `up`
+        # Polyphase: output sample n·up + p is phase p's taps over the input, so no zero is
+        # ever multiplied. The same numbers as filtering the zero-stuffed stream, at a
+        # seventh of the cost: the engine runs this for every 20 ms of every call.
+        self._phases = [taps[p :: self._up] for p in range(self._up)]
+        self._history = np.zeros(max(len(taps_p) for taps_p in self._phases) - 1)
         self._phase = 0  # index of the next kept sample in the upsampled stream
 
     def process(self, frame: AudioFrame) -> AudioFrame:
         import numpy as np
-        from scipy.signal import lfilter
 
         if frame.sample_rate != self.in_rate:
             raise ValueError(f"expected {self.in_rate} Hz audio, got {frame.sample_rate} Hz")
         samples = np.frombuffer(frame.pcm, dtype="<i2").astype(np.float64)
-        stuffed = np.zeros(len(samples) * self._up)
-        stuffed[:: self._up] = samples
-        filtered, self._state = lfilter(self._taps, 1.0, stuffed, zi=self._state)
-        kept = filtered[self._phase :: self._down]
-        self._phase = (self._phase - len(stuffed)) % self._down
+        held = len(self._history)
+        stream = np.concatenate([self._history, samples])
+        fast = np.empty(len(samples) * self._up)
+        for p, taps_p in enumerate(self._phases):
+            fast[p :: self._up] = np.convolve(stream[held - (len(taps_p) - 1):], taps_p, "valid")
+        if held:
+            self._history = stream[-held:]
+        kept = fast[self._phase :: self._down]
+        self._phase = (self._phase - len(fast)) % self._down
         return AudioFrame(_to_pcm16(kept), self.out_rate)
 
 
@@ -115,7 +122,10 @@ def resample(frame: AudioFrame, to_rate: int) -> AudioFrame:
 def _to_pcm16(samples) -> bytes:
     import numpy as np
 
-    return np.clip(np.rint(samples), -32768, 32767).astype("<i2").tobytes()
+    out = np.rint(samples)
+    np.minimum(out, 32767, out=out)  # np.clip costs ten times more on a 20 ms frame
+    np.maximum(out, -32768, out=out)
+    return out.astype("<i2").tobytes()
 
 
 # --- WAV files at the edges (CLI, tests, benchmarks) ---------------------------------------

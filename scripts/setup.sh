@@ -16,8 +16,9 @@ fail() { printf 'Erreur : %s\n' "$*" >&2; exit 1; }
 # portaudio19-dev: PyAudio builds from source; espeak-ng: the default French voice;
 # sox: audio conversions in tests; baresip: the real SIP client of the tests;
 # postgresql: the ledger's PostgreSQL tests start a throwaway server; kamailio: the SIP
-# dispatcher in front of the media workers and nodes (docs/kamailio.md).
-APT_PACKAGES=(portaudio19-dev espeak-ng sox libsox-fmt-all baresip postgresql kamailio)
+# dispatcher in front of the media workers and nodes (docs/kamailio.md); chromium: the
+# console's real-browser tests (Playwright drives the system browser, no download).
+APT_PACKAGES=(portaudio19-dev espeak-ng sox libsox-fmt-all baresip postgresql kamailio chromium)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -35,7 +35,7 @@ from bot.pipeline import (
 from bot.playout import PlaybackFinished
 from telephony_adapter.hours import HoursError, OpeningHours, current_time, is_open, load_closures
 from telephony_adapter.http import CallMetrics
-from telephony_adapter.ledger import Interaction, Ledger, Outcome
+from ledger import Interaction, Ledger, Outcome
 from telephony_adapter.sip import CallLeg, TransferResult
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,42 @@ HEARTBEAT_S = 5.0
 """WebSocket ping period: a peer that vanished without closing is noticed within 2 periods."""
 MAX_FRAME_BYTES = 1 << 20
 
-_CLOSE = object()
+
+LAG_PROBE_S = 0.1
+"""How often the engine checks that its event loop keeps up with the calls' audio."""
+LAG_WARN_S = 0.5
+
+
+class LoopLag:
+    """How late the engine's event loop runs: every call's audio, VAD and turn-taking share
+    it, so a loop held up for a second delays every caller's reply by a second."""
+
+    def __init__(self) -> None:
+        self.worst_s = 0.0
+        """Since the last ``take``: what ``/metrics`` reports (then forgotten)."""
+        self.total_s = 0.0
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            before = loop.time()
+            await asyncio.sleep(LAG_PROBE_S)  # a probe of the loop's delay, not a sync
+            lag = loop.time() - before - LAG_PROBE_S
+            self.worst_s = max(self.worst_s, lag)
+            self.total_s += max(0.0, lag)
+            if lag > LAG_WARN_S:
+                log.warning("engine event loop %.0f ms late", lag * 1000)
+
+    def render(self) -> str:
+        worst, self.worst_s = self.worst_s, 0.0
+        return ("# HELP allo_caf_engine_loop_lag_seconds Worst delay of the engine's event "
+                "loop since the last scrape.\n"
+                "# TYPE allo_caf_engine_loop_lag_seconds gauge\n"
+                f"allo_caf_engine_loop_lag_seconds {worst:.3f}\n"
+                "# HELP allo_caf_engine_loop_lag_seconds_total Accumulated delay of the "
+                "engine's event loop.\n"
+                "# TYPE allo_caf_engine_loop_lag_seconds_total counter\n"
+                f"allo_caf_engine_loop_lag_seconds_total {self.total_s:.3f}\n")
 
 
 class EngineServer:
@@ -57,6 +92,8 @@ class EngineServer:
         self._idle = asyncio.Event()
         self._idle.set()
         self._runner: web.AppRunner | None = None
+        self.lag = LoopLag()
+        self._lag_task: asyncio.Task | None = None
 
     @property
     def active_calls(self) -> int:
@@ -72,6 +109,7 @@ class EngineServer:
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
         self.port = self._runner.addresses[0][1]
+        self._lag_task = asyncio.create_task(self.lag.run(), name="loop lag")
 
     async def stop(self, grace_s: float) -> None:
         """Let the calls in progress finish (workers drain first), then close everything."""
@@ -80,6 +118,8 @@ class EngineServer:
             await asyncio.wait_for(self._idle.wait(), grace_s)
         except asyncio.TimeoutError:
             log.warning("%d call(s) still on the engine after %.0f s", len(self._legs), grace_s)
+        if self._lag_task is not None:
+            self._lag_task.cancel()
         for link in list(self._links):
             await link.close()
         if self._runner is not None:
@@ -96,8 +136,8 @@ class EngineServer:
             if first.type is not WSMsgType.TEXT:
                 raise stream.ProtocolError("the first frame must be the start message")
             start = stream.decode(first.data, frozenset({stream.START}))
-            outbox: asyncio.Queue[object] = asyncio.Queue()
-            leg = RemoteLeg(start, outbox.put_nowait, asyncio.get_running_loop(),
+            outbox = stream.Outbox()
+            leg = RemoteLeg(start, outbox.put, asyncio.get_running_loop(),
                             over_capacity=len(self._legs) >= self.options.max_calls,
                             transfer_timeout_ms=self.options.transfer_timeout_ms,
                             audio_in_max_frames=self.options.audio_in_max_frames)
@@ -111,13 +151,13 @@ class EngineServer:
             return ws
         self._legs[leg.call_id] = leg
         self._idle.clear()
-        writer = asyncio.create_task(_write(ws, outbox), name=f"send {leg.call_id}")
+        writer = asyncio.create_task(outbox.pump(ws), name=f"send {leg.call_id}")
         reader = asyncio.create_task(_read(ws, leg), name=f"receive {leg.call_id}")
         try:
             await self.flow.handle(leg)  # never raises: failures become apology + transfer
-            outbox.put_nowait(stream.encode(stream.DONE))
+            outbox.put(stream.encode(stream.DONE))
         finally:
-            outbox.put_nowait(_CLOSE)
+            outbox.close()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(writer), HEARTBEAT_S)
             writer.cancel()
@@ -151,22 +191,11 @@ class EngineServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         text = ("# HELP allo_caf_engine_calls Calls the speech engine is running.\n"
                 "# TYPE allo_caf_engine_calls gauge\n"
-                f"allo_caf_engine_calls {len(self._legs)}\n" + self.flow.metrics.render_counters())
+                f"allo_caf_engine_calls {len(self._legs)}\n" + self.lag.render()
+                + self.flow.metrics.render_counters())
         if self._extra_metrics is not None:
             text += self._extra_metrics()
         return web.Response(body=text.encode(), headers={"Content-Type": PROMETHEUS_CONTENT_TYPE})
-
-
-async def _write(ws: web.WebSocketResponse, outbox: asyncio.Queue[object]) -> None:
-    """Send the leg's messages in order; audio and control share one ordered channel."""
-    while (item := await outbox.get()) is not _CLOSE:
-        try:
-            if isinstance(item, bytes):
-                await ws.send_bytes(item)
-            else:
-                await ws.send_str(item)  # type: ignore[arg-type]
-        except ConnectionError:
-            return  # the worker is gone; the reader marks the leg lost
 
 
 async def _read(ws: web.WebSocketResponse, leg: RemoteLeg) -> None:

@@ -19,6 +19,7 @@ end of a call, ``bind`` to the next one, and frees them only after stopping the 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 from collections.abc import Callable
 
@@ -94,7 +95,7 @@ class LinePort(pj.AudioMediaPort):
         if on_frame is None or frame.type != pj.PJMEDIA_FRAME_TYPE_AUDIO:
             return
         try:
-            pcm = bytes(frame.buf)
+            pcm = vector_bytes(frame.buf)
             if pcm:
                 on_frame(AudioFrame(pcm, self.sample_rate))
         except Exception:
@@ -104,3 +105,43 @@ class LinePort(pj.AudioMediaPort):
         if not self._failed:
             self._failed = True
             log.exception("%s on media port (further errors on this port not logged)", what)
+
+
+class FrameBatcher:
+    """Hands the caller's audio over ``frames`` 20 ms frames at a time (media clock thread).
+
+    Every hand-over wakes the event loop, then crosses the media stream as one send: on a
+    node with many calls that per-frame cost, not the audio, is what the CPU pays for. A
+    few frames together cost the same as one, for at most ``frames - 1`` frames of delay.
+    """
+
+    def __init__(self, deliver: Callable[[AudioFrame], None], frames: int):
+        self._deliver = deliver
+        self._frames = max(1, frames)
+        self._pending: list[bytes] = []
+
+    def __call__(self, frame: AudioFrame) -> None:
+        self._pending.append(frame.pcm)
+        if len(self._pending) >= self._frames:
+            pcm, self._pending = b"".join(self._pending), []
+            self._deliver(AudioFrame(pcm, frame.sample_rate))
+
+
+def vector_bytes(vector: pj.ByteVector) -> bytes:
+    """The bytes of a SWIG ``ByteVector`` in one copy.
+
+    ``bytes(vector)`` walks SWIG's iterator one element at a time: 240 µs for a 20 ms
+    frame, on the media clock thread, for every frame of every call (a SIP worker spent
+    more time there than anywhere else). A ``std::vector`` is three pointers (start,
+    finish, end of storage) in every C++ library the wheel can use; the contents are read
+    from there, and checked against ``size()`` so that any other layout falls back to the
+    slow, sure path.
+    """
+    size = vector.size()
+    if size:
+        address = int(vector.this)
+        start = ctypes.c_void_p.from_address(address).value
+        finish = ctypes.c_void_p.from_address(address + ctypes.sizeof(ctypes.c_void_p)).value
+        if start and finish is not None and finish - start == size:
+            return ctypes.string_at(start, size)
+    return bytes(vector)

@@ -157,7 +157,7 @@ class Node:
 
     # --- start ------------------------------------------------------------------------------
     async def start(self) -> None:
-        from telephony_adapter.ledger import Ledger
+        from ledger import Ledger
 
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(PROBE_TIMEOUT_S))
         self.ledger = await asyncio.to_thread(Ledger.open, self.settings)
@@ -294,7 +294,7 @@ class Node:
 
     async def _record_rescued(self, message: dict) -> None:
         """A call the engine could not finish: the worker apologised and transferred."""
-        from telephony_adapter.ledger import Interaction, Outcome
+        from ledger import Interaction, Outcome
 
         try:
             interaction = Interaction(

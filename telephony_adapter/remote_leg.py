@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
-from bot.audio import SAMPLE_WIDTH, AudioFrame, samples_to_ms
+from bot.audio import SAMPLE_WIDTH, AudioFrame, frame_bytes, samples_to_ms
 from bot.playout import PlaybackFinished
 from telephony_adapter import stream
 from telephony_adapter.sip import CallState, TransferOutcome, TransferResult
@@ -217,8 +217,10 @@ class RemoteLeg:
                             _parse_time(message.get("ended_at")))
 
     def push_audio(self, pcm: bytes) -> None:
-        """A binary frame: the caller's voice, once ``media`` said at what rate."""
-        if not self.sample_rate or len(pcm) % SAMPLE_WIDTH or not pcm:
+        """A binary frame: the caller's voice, once ``media`` said at what rate, a whole
+        number of 20 ms frames (the pipeline takes such chunks as they come)."""
+        size = frame_bytes(self.sample_rate) if self.sample_rate else 0
+        if not size or not pcm or len(pcm) % size:
             return
         if self.audio_in.full():
             self.audio_in.get_nowait()

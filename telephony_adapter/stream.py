@@ -15,15 +15,18 @@ much of each message was heard; and the call-control verbs a bot needs on a phon
 (answer, transfer with context headers, hang-up). docs/media-stream.md is the reference.
 
 Text frames are JSON objects with an ``event`` field. Binary frames are audio: from the
-worker, the caller's voice at the call's ``sample_rate`` (20 ms per frame); from the
-engine, the bot's voice at 8000 Hz, belonging to the message last opened by ``play``.
+worker, the caller's voice at the call's ``sample_rate``, 20 ms per frame (a whole number
+of 20 ms frames when a sender merges what queued up); from the engine, the bot's voice at
+8000 Hz, belonging to the message last opened by ``play``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 SUBPROTOCOL = "audio.allo-caf.v1"
 CALLS_PATH = "/calls"
@@ -34,6 +37,8 @@ PLAY_RATE = 8000
 """Rate of the audio the engine sends: the line's, whatever the call's codec."""
 MAX_TEXT_BYTES = 64 * 1024
 """A control message is small; anything larger is garbage, not a message."""
+MAX_MERGED_BYTES = 64 * 1024
+"""Audio queued behind a slow socket goes out merged, up to this much per frame."""
 
 # worker -> engine
 START = "start"
@@ -123,3 +128,59 @@ def headers_field(message: Mapping[str, Any]) -> dict[str, str]:
             isinstance(k, str) and isinstance(v, str) for k, v in headers.items()):
         raise ProtocolError("transfer.headers must map names to strings")
     return headers
+
+
+class Socket(Protocol):
+    async def send_bytes(self, data: bytes) -> None: ...
+
+    async def send_str(self, data: str) -> None: ...
+
+
+class Outbox:
+    """One connection's outgoing messages, sent in order by ``pump``; ``put`` never waits.
+
+    Audio and control share one ordered channel (a ``mark`` must follow its message's
+    audio). When frames pile up behind a busy loop, consecutive audio goes out as one
+    binary frame: the per-frame cost of a WebSocket send, not the bytes, is what a loaded
+    node cannot afford, and a backlog then drains in a few sends instead of hundreds.
+    """
+
+    def __init__(self) -> None:
+        self._items: deque[str | bytes] = deque()
+        self._ready = asyncio.Event()
+        self._closed = False
+
+    def put(self, item: str | bytes) -> None:
+        self._items.append(item)
+        self._ready.set()
+
+    def close(self) -> None:
+        """Send what is queued, then let ``pump`` return."""
+        self._closed = True
+        self._ready.set()
+
+    async def pump(self, ws: Socket) -> None:
+        """Until closed and empty; returns early if the peer is gone (ConnectionError)."""
+        items = self._items
+        while True:
+            if not items:
+                if self._closed:
+                    return
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            item = items.popleft()
+            try:
+                if isinstance(item, bytes):
+                    if items and isinstance(items[0], bytes):
+                        merged = [item]
+                        size = len(item)
+                        while items and isinstance(items[0], bytes) and size < MAX_MERGED_BYTES:
+                            size += len(items[0])
+                            merged.append(items.popleft())  # type: ignore[arg-type]
+                        item = b"".join(merged)
+                    await ws.send_bytes(item)
+                else:
+                    await ws.send_str(item)
+            except ConnectionError:
+                return  # the peer is gone: its reader notices and acts

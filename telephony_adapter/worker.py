@@ -182,7 +182,7 @@ class _Stream:
         self.worker = worker
         self.done = False
         """The engine said ``done``: it finished with the call and wrote its ledger row."""
-        self._outbox: asyncio.Queue[str | bytes] = asyncio.Queue()
+        self._outbox = stream.Outbox()
         self._messages: dict[str, asyncio.Future[PlaybackFinished]] = {}
         self._reported: set[str] = set()
         self._current: str | None = None
@@ -194,7 +194,8 @@ class _Stream:
             stream.START, call_id=leg.call_id, caller=leg.caller, called=leg.called,
             worker=self.worker, received_at=leg.received_at.isoformat(),
             last_resort=leg.last_resort))
-        for job in (self._write(), self._pump_audio(), self._pump_keys(), self._watch_end()):
+        for job in (self._outbox.pump(self.ws), self._pump_audio(), self._pump_keys(),
+                    self._watch_end()):
             self._spawn(job)
         try:
             async for message in self.ws:
@@ -300,18 +301,7 @@ class _Stream:
 
     # --- plumbing -------------------------------------------------------------------------
     def _send(self, item: str | bytes) -> None:
-        self._outbox.put_nowait(item)
-
-    async def _write(self) -> None:
-        while True:
-            item = await self._outbox.get()
-            try:
-                if isinstance(item, bytes):
-                    await self.ws.send_bytes(item)
-                else:
-                    await self.ws.send_str(item)
-            except ConnectionError:
-                return  # the engine is gone; the read loop ends and the call is rescued
+        self._outbox.put(item)
 
     def _spawn(self, job) -> None:
         task = asyncio.create_task(job)

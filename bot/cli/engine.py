@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
+import os
 import signal
 import sys
+import threading
 
 from bot.settings import Settings
 
@@ -45,10 +48,11 @@ async def serve_engine(settings: Settings, port: int, status, grace_s: float) ->
     from telephony_adapter.call import CallFlow
     from telephony_adapter.engine import EngineServer
     from telephony_adapter.http import CallMetrics, render_asr
-    from telephony_adapter.ledger import Ledger
+    from ledger import Ledger
     from tts.fallback import write_fallback_audio
 
     services = await VoiceServices.load(settings)
+    loop_first(settings.asr.thread_nice)
     await asyncio.to_thread(write_fallback_audio, services.speaker.cache,
                             services.dialogue.snapshot.kb, settings.paths.state_dir)
     ledger = await asyncio.to_thread(Ledger.open, settings)
@@ -82,6 +86,19 @@ async def serve_engine(settings: Settings, port: int, status, grace_s: float) ->
         await asyncio.to_thread(ledger.replay_spool)
         ledger.close()
     return 0
+
+
+def loop_first(nice: int) -> None:
+    """Every thread the models started (Whisper's, TensorFlow's, Rasa's, ONNX Runtime's)
+    runs at a lower priority than the event loop, which carries every call's audio: on a
+    busy CPU a reply comes later, but no caller's audio falls behind the line's clock."""
+    if nice <= 0:
+        return
+    loop_thread = threading.get_native_id()
+    for task in os.listdir("/proc/self/task"):
+        if int(task) != loop_thread:
+            with contextlib.suppress(OSError):  # a thread that ended meanwhile
+                os.setpriority(os.PRIO_PROCESS, int(task), nice)
 
 
 async def _replay_spool_forever(ledger) -> None:

@@ -20,7 +20,7 @@ from bot.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from telephony_adapter.ledger.api import Ledger
+    from ledger.api import Ledger
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -135,7 +135,7 @@ def _db_url(value: str | None) -> str | None:
 
 @contextmanager
 def _ledger(args: argparse.Namespace, settings: Settings) -> Iterator[Ledger]:
-    from telephony_adapter.ledger.api import Ledger
+    from ledger.api import Ledger
 
     ledger = Ledger.open(settings, _db_url(args.db), require_database=True,
                          replay_spool=args.db is None)
@@ -156,7 +156,7 @@ def _emit(text: str, output: Path | None) -> None:
 
 # --- ledger ----------------------------------------------------------------------------------
 def run_import(args: argparse.Namespace, settings: Settings) -> int:
-    from telephony_adapter.ledger.csv_io import import_csv
+    from ledger.csv_io import import_csv
 
     with _ledger(args, settings) as ledger:
         result = import_csv(ledger, args.file)
@@ -165,9 +165,9 @@ def run_import(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_export(args: argparse.Namespace, settings: Settings) -> int:
-    from telephony_adapter.ledger import store
-    from telephony_adapter.ledger.csv_io import write_csv
-    from telephony_adapter.ledger.months import Month
+    from ledger import store
+    from ledger.csv_io import write_csv
+    from ledger.months import Month
 
     month = Month.parse(args.month) if args.month else None
     with _ledger(args, settings) as ledger:
@@ -185,7 +185,7 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_purge(args: argparse.Namespace, settings: Settings) -> int:
-    from telephony_adapter.ledger.retention import purge
+    from ledger.retention import purge
 
     with _ledger(args, settings) as ledger:
         today = datetime.now(ledger.calendar.tz).date()
@@ -196,7 +196,7 @@ def run_purge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from telephony_adapter.ledger.api import Ledger
+    from ledger.api import Ledger
 
     ledger = Ledger.open(settings, _db_url(args.db), require_database=True, replay_spool=False)
     try:
@@ -215,7 +215,7 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from telephony_adapter.ledger import db
+    from ledger import db
 
     with _ledger(args, settings) as ledger:
         revision = db.current_revision(ledger.engine)
@@ -239,8 +239,8 @@ def run_sc32(args: argparse.Namespace, settings: Settings) -> int:
     import csv
     import io
 
-    from telephony_adapter.ledger.months import Month
-    from telephony_adapter.ledger.reports import judge_month, render_detail, render_sc32
+    from ledger.months import Month
+    from ledger.reports import judge_month, render_detail, render_sc32
 
     month = Month.parse(args.month)
     with _ledger(args, settings) as ledger:
@@ -257,8 +257,8 @@ def run_sc32(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_motif_report(args: argparse.Namespace, settings: Settings) -> int:
-    from telephony_adapter.ledger.months import Month
-    from telephony_adapter.ledger.reports import judge_month, render_motif_report
+    from ledger.months import Month
+    from ledger.reports import judge_month, render_motif_report
 
     month = Month.parse(args.month)
     with _ledger(args, settings) as ledger:
@@ -268,9 +268,9 @@ def run_motif_report(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_plot(args: argparse.Namespace, settings: Settings) -> int:
-    from telephony_adapter.ledger.months import Month
-    from telephony_adapter.ledger.plot import plot_month
-    from telephony_adapter.ledger.reports import daily_series, judge_month
+    from ledger.months import Month
+    from ledger.plot import plot_month
+    from ledger.reports import daily_series, judge_month
 
     month = Month.parse(args.month)
     with _ledger(args, settings) as ledger:
@@ -282,9 +282,9 @@ def run_plot(args: argparse.Namespace, settings: Settings) -> int:
 
 # --- orders ----------------------------------------------------------------------------------
 def run_orders_set(args: argparse.Namespace, settings: Settings) -> int:
-    from telephony_adapter.ledger.months import parse_day
-    from telephony_adapter.ledger.orders import parse_hours, set_order
-    from telephony_adapter.ledger.units import format_hours
+    from ledger.months import parse_day
+    from ledger.orders import parse_hours, set_order
+    from ledger.units import format_hours
 
     day = parse_day(args.date)
     ordered_ms = parse_hours(args.hours)
@@ -296,10 +296,10 @@ def run_orders_set(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_orders_list(args: argparse.Namespace, settings: Settings) -> int:
-    from telephony_adapter.ledger.csv_io import format_instant
-    from telephony_adapter.ledger.months import Month
-    from telephony_adapter.ledger.orders import month_orders
-    from telephony_adapter.ledger.units import format_hours
+    from ledger.csv_io import format_instant
+    from ledger.months import Month
+    from ledger.orders import month_orders
+    from ledger.units import format_hours
 
     month = Month.parse(args.month)
     with _ledger(args, settings) as ledger:

@@ -15,8 +15,8 @@ import pytest
 from ledger_builders import ledger_settings_for
 
 from bot.settings import Settings
-from telephony_adapter.ledger.api import Ledger
-from telephony_adapter.ledger.throwaway_pg import PostgresMissingError, ThrowawayPostgres
+from ledger.api import Ledger
+from throwaway_pg import PostgresMissingError, ThrowawayPostgres
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from zoneinfo import ZoneInfo
 
 from bot import settings as settings_module
 from bot.settings import Settings
-from telephony_adapter.ledger.records import Interaction, Outcome
-from telephony_adapter.ledger.rule import Contact, to_epoch_ms
+from ledger.records import Interaction, Outcome
+from ledger.rule import Contact, to_epoch_ms
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ledger"
 PARIS = ZoneInfo("Europe/Paris")

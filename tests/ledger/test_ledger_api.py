@@ -18,11 +18,11 @@ from ledger_builders import (
     paris,
 )
 
-from telephony_adapter.ledger import AdvisorContact, Ledger, RecordResult
-from telephony_adapter.ledger.csv_io import CsvInvalidError, import_csv
-from telephony_adapter.ledger.months import Month
-from telephony_adapter.ledger.reports import judge_month, render_sc32
-from telephony_adapter.ledger.schema import interactions, journal, transcripts
+from ledger import AdvisorContact, Ledger, RecordResult
+from ledger.csv_io import CsvInvalidError, import_csv
+from ledger.months import Month
+from ledger.reports import judge_month, render_sc32
+from ledger.schema import interactions, journal, transcripts
 
 
 def stored(ledger: Ledger) -> list[tuple]:
@@ -177,7 +177,7 @@ def test_keys_from_settings_are_used(state_dir):
     ledger = Ledger.open(settings)
     try:
         assert not (state_dir / "secrets").exists()
-        from telephony_adapter.ledger.pseudonym import Pseudonymizer
+        from ledger.pseudonym import Pseudonymizer
 
         assert ledger.pseudonymizer.key_id == Pseudonymizer(b"x" * 40).key_id
     finally:

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 from ledger_builders import DATA
 
-from telephony_adapter.ledger import store
-from telephony_adapter.ledger.csv_io import (
+from ledger import store
+from ledger.csv_io import (
     HEADER,
     CsvInvalidError,
     _FieldError,
@@ -20,10 +20,10 @@ from telephony_adapter.ledger.csv_io import (
     parse_seconds,
     write_csv,
 )
-from telephony_adapter.ledger.months import Month
-from telephony_adapter.ledger.reports import judge_month, render_sc32
-from telephony_adapter.ledger.rule import Calendar
-from telephony_adapter.ledger.schema import interactions, journal
+from ledger.months import Month
+from ledger.reports import judge_month, render_sc32
+from ledger.rule import Calendar
+from ledger.schema import interactions, journal
 
 MARCH = DATA / "march_2024.csv"
 GOOD = "c1,bot,0612345678,2024-03-01T10:00:00+01:00,2024-03-01T10:01:00+01:00,rsa,10,9,false"
@@ -261,7 +261,7 @@ def test_import_is_journaled_with_the_file_digest(sqlite_ledger):
 
 # --- export: reversible --------------------------------------------------------------------------
 def test_export_then_import_elsewhere_reproduces_the_extraction(any_ledger, tmp_path, settings):
-    from telephony_adapter.ledger.api import Ledger
+    from ledger.api import Ledger
 
     import_csv(any_ledger, MARCH)
     exported = tmp_path / "export.csv"

@@ -6,8 +6,8 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from telephony_adapter.ledger import db
-from telephony_adapter.ledger.schema import VERSION_TABLE, metadata
+from ledger import db
+from ledger.schema import VERSION_TABLE, metadata
 
 
 def test_migrated_schema_matches_the_code(any_ledger):
@@ -36,7 +36,7 @@ def test_database_checks_refuse_impossible_rows(any_ledger):
     import pytest
     from sqlalchemy.exc import IntegrityError
 
-    from telephony_adapter.ledger.schema import interactions
+    from ledger.schema import interactions
 
     row = {"call_id": "x", "channel": "bot", "caller_key": None, "started_at_ms": 10,
            "ended_at_ms": 5, "motif": "rsa", "message_ms": 1, "listened_ms": 1,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ledger_builders import NUMBER_FORMS
 
-from telephony_adapter.ledger.pseudonym import (
+from ledger.pseudonym import (
     InvalidNumberError,
     Pseudonymizer,
     format_pseudonym,

@@ -7,9 +7,9 @@ from datetime import date
 import pytest
 from ledger_builders import interaction
 
-from telephony_adapter.ledger.months import Month
-from telephony_adapter.ledger.reports import judge_month, render_sc32
-from telephony_adapter.ledger.retention import purge, retention_cutoff
+from ledger.months import Month
+from ledger.reports import judge_month, render_sc32
+from ledger.retention import purge, retention_cutoff
 
 
 @pytest.mark.parametrize(("today", "cutoff"), [

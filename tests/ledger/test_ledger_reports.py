@@ -11,11 +11,11 @@ import pytest
 from ledger_builders import DATA, SC32_MARCH, ledger_settings_for
 
 from bot.errors import VoicebotError
-from telephony_adapter.ledger import Ledger
-from telephony_adapter.ledger.csv_io import import_csv
-from telephony_adapter.ledger.months import Month
-from telephony_adapter.ledger.orders import month_orders, parse_hours, set_order
-from telephony_adapter.ledger.reports import (
+from ledger import Ledger
+from ledger.csv_io import import_csv
+from ledger.months import Month
+from ledger.orders import month_orders, parse_hours, set_order
+from ledger.reports import (
     daily_series,
     judge_month,
     render_detail,
@@ -224,7 +224,7 @@ def test_firm_order_is_not_replaced_by_an_indicative_one(sqlite_ledger):
 def test_plot_draws_days_under_95_in_red(march, tmp_path):
     from matplotlib import image
 
-    from telephony_adapter.ledger.plot import COLOURS, day_status, plot_month
+    from ledger.plot import COLOURS, day_status, plot_month
 
     place_orders(march)
     series = daily_series(judge_month(march, MARCH))

@@ -19,11 +19,11 @@ from ledger_builders import (
     ledger_settings_for,
 )
 
-from telephony_adapter.ledger import Ledger, RecordResult
-from telephony_adapter.ledger.months import Month
-from telephony_adapter.ledger.reports import judge_month, render_sc32
-from telephony_adapter.ledger.schema import interactions, transcripts
-from telephony_adapter.ledger.spool import ACTIVE, Spool
+from ledger import Ledger, RecordResult
+from ledger.months import Month
+from ledger.reports import judge_month, render_sc32
+from ledger.schema import interactions, transcripts
+from ledger.spool import ACTIVE, Spool
 
 
 def count(ledger: Ledger, table=interactions) -> int:
@@ -181,7 +181,7 @@ def test_torn_last_line_is_set_aside_and_later_events_survive(sqlite_ledger):
     spool.directory.mkdir(parents=True, exist_ok=True)
     good = interaction("c1")
     row, extras = sqlite_ledger._bot_row(good)
-    from telephony_adapter.ledger.api import _event
+    from ledger.api import _event
 
     spool.append(_event(row, extras))
     with (spool.directory / ACTIVE).open("ab") as handle:

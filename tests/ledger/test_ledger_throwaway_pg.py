@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from telephony_adapter.ledger.throwaway_pg import PostgresMissingError, find_bindir
+from throwaway_pg import PostgresMissingError, find_bindir
 
 
 def test_missing_postgresql_says_to_run_the_setup_script(tmp_path):

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 from ledger_builders import PARIS, contact, iso_ms, ms
 
-from telephony_adapter.ledger.rule import (
+from ledger.rule import (
     Calendar,
     Reason,
     classify,

@@ -11,7 +11,7 @@ from audio_match import match, middle
 from bot.pipeline import VoiceServices
 from telephony_adapter.call import CallFlow
 from telephony_adapter.http import CallMetrics
-from telephony_adapter.ledger import Outcome
+from ledger import Outcome
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "telephony"
 SAME_AUDIO = 0.85

@@ -24,7 +24,7 @@ from node_service import VOICEBOT, NodeService, start_node
 
 from bot.audio import AudioFrame, read_wav
 from bot.settings import PROJECT_ROOT, Settings
-from telephony_adapter.ledger.throwaway_pg import PostgresMissingError, ThrowawayPostgres
+from throwaway_pg import PostgresMissingError, ThrowawayPostgres
 from tts.fallback import FallbackAudio
 from tts.speaker import Speaker
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from bot.errors import VoicebotError
-from telephony_adapter.ledger.rule import Calendar
+from ledger.rule import Calendar
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})\Z")
 MONTH_NAMES_FR = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from telephony_adapter.ledger.months import Month
-from telephony_adapter.ledger.reports import BILLABLE_CAP_PERCENT, FLOOR_PERCENT
+from ledger.months import Month
+from ledger.reports import BILLABLE_CAP_PERCENT, FLOOR_PERCENT
 
 COLOURS = {"under": "#c0392b", "band": "#27ae60", "over": "#e67e22", "unordered": "#95a5a6"}
 

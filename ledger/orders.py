@@ -17,13 +17,13 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import VoicebotError
-from telephony_adapter.ledger import store
-from telephony_adapter.ledger.months import Month
-from telephony_adapter.ledger.schema import orders
-from telephony_adapter.ledger.units import MS_PER_HOUR
+from ledger import store
+from ledger.months import Month
+from ledger.schema import orders
+from ledger.units import MS_PER_HOUR
 
 if TYPE_CHECKING:
-    from telephony_adapter.ledger.api import Ledger
+    from ledger.api import Ledger
 
 _HOURS = re.compile(r"(\d+)(?:\.(\d{1,4}))?\Z")
 

@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from bot.errors import SettingsError
-from telephony_adapter.ledger.options import LedgerOptions
-from telephony_adapter.ledger.schema import VERSION_TABLE
+from ledger.options import LedgerOptions
+from ledger.schema import VERSION_TABLE
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_FILE = "ledger.sqlite"
@@ -132,5 +132,5 @@ if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "revision":
         _revision(sys.argv[2])
     else:
-        print("usage: python -m telephony_adapter.ledger.db revision MESSAGE", file=sys.stderr)
+        print("usage: python -m ledger.db revision MESSAGE", file=sys.stderr)
         sys.exit(2)

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
-from telephony_adapter.ledger import store
-from telephony_adapter.ledger.schema import recordings, transcripts
+from ledger import store
+from ledger.schema import recordings, transcripts
 
 if TYPE_CHECKING:
-    from telephony_adapter.ledger.api import Ledger
+    from ledger.api import Ledger
 
 log = logging.getLogger(__name__)
 

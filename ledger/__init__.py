@@ -2,7 +2,7 @@
 
 What the voice pipeline and the SIP adapter use::
 
-    from telephony_adapter.ledger import Interaction, Ledger, Outcome
+    from ledger import Interaction, Ledger, Outcome
     ledger = Ledger.open(settings)
     await ledger.arecord_interaction(Interaction(call_id=..., caller_number=..., ...))
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from telephony_adapter.ledger.crypto import Sealed
-from telephony_adapter.ledger.records import Row
-from telephony_adapter.ledger.rule import Contact
-from telephony_adapter.ledger.schema import (
+from ledger.crypto import Sealed
+from ledger.records import Row
+from ledger.rule import Contact
+from ledger.schema import (
     interactions,
     journal,
     meta,

@@ -23,15 +23,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import VoicebotError
-from telephony_adapter.ledger import store
-from telephony_adapter.ledger.gc_pause import collector_paused
-from telephony_adapter.ledger.pseudonym import (
+from ledger import store
+from ledger.gc_pause import collector_paused
+from ledger.pseudonym import (
     InvalidNumberError,
     Pseudonymizer,
     format_pseudonym,
     parse_pseudonym,
 )
-from telephony_adapter.ledger.records import (
+from ledger.records import (
     MAX_CALL_ID,
     MAX_EPOCH_MS,
     MIN_EPOCH_MS,
@@ -39,11 +39,11 @@ from telephony_adapter.ledger.records import (
     call_id_problem,
     motif_problem,
 )
-from telephony_adapter.ledger.rule import Channel, date_to_day, from_epoch_ms
-from telephony_adapter.ledger.units import format_seconds
+from ledger.rule import Channel, date_to_day, from_epoch_ms
+from ledger.units import format_seconds
 
 if TYPE_CHECKING:
-    from telephony_adapter.ledger.api import Ledger
+    from ledger.api import Ledger
 
 COLUMNS = ("call_id", "channel", "caller", "started_at", "ended_at", "motif",
            "message_s", "listened_s", "handoff")

@@ -24,24 +24,24 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import SettingsError, VoicebotError
-from telephony_adapter.ledger import db, store
-from telephony_adapter.ledger.crypto import (
+from ledger import db, store
+from ledger.crypto import (
     Sealed,
     TranscriptCipher,
     key_from_hex,
     load_or_create_key_file,
 )
-from telephony_adapter.ledger.options import LedgerOptions
-from telephony_adapter.ledger.pseudonym import InvalidNumberError, Pseudonymizer
-from telephony_adapter.ledger.records import (
+from ledger.options import LedgerOptions
+from ledger.pseudonym import InvalidNumberError, Pseudonymizer
+from ledger.records import (
     AdvisorContact,
     Interaction,
     Outcome,
     Row,
     row_problems,
 )
-from telephony_adapter.ledger.rule import Calendar, Channel, to_epoch_ms
-from telephony_adapter.ledger.spool import CONFLICTS, DAMAGED, REJECTED, Spool
+from ledger.rule import Calendar, Channel, to_epoch_ms
+from ledger.spool import CONFLICTS, DAMAGED, REJECTED, Spool
 
 if TYPE_CHECKING:
     from bot.settings import Settings

@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from telephony_adapter.ledger.rule import Channel
+from ledger.rule import Channel
 
 MIN_EPOCH_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 MAX_EPOCH_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z

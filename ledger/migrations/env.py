@@ -1,13 +1,13 @@
 """Alembic environment: always driven from code with an open connection (no alembic.ini).
 
-To write a new revision: ``.venv/bin/python -m telephony_adapter.ledger.db revision "message"``.
+To write a new revision: ``.venv/bin/python -m ledger.db revision "message"``.
 """
 
 from __future__ import annotations
 
 from alembic import context
 
-from telephony_adapter.ledger.schema import VERSION_TABLE, metadata
+from ledger.schema import VERSION_TABLE, metadata
 
 connection = context.config.attributes["connection"]
 context.configure(

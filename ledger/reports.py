@@ -18,15 +18,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from telephony_adapter.ledger import store
-from telephony_adapter.ledger.gc_pause import collector_paused
-from telephony_adapter.ledger.months import Month
-from telephony_adapter.ledger.orders import Order, latest_orders
-from telephony_adapter.ledger.rule import Contact, Reason, Verdict, classify, day_to_date
-from telephony_adapter.ledger.units import format_hours, format_percent, format_seconds, hours
+from ledger import store
+from ledger.gc_pause import collector_paused
+from ledger.months import Month
+from ledger.orders import Order, latest_orders
+from ledger.rule import Contact, Reason, Verdict, classify, day_to_date
+from ledger.units import format_hours, format_percent, format_seconds, hours
 
 if TYPE_CHECKING:
-    from telephony_adapter.ledger.api import Ledger
+    from ledger.api import Ledger
 
 SC32_COLUMNS = ("date", "interactions", "productive", "productive_seconds", "productive_hours")
 MOTIF_COLUMNS = ("period", "motif", "interactions", "productive", "productive_seconds",
@@ -150,7 +150,7 @@ def render_sc32(judged: JudgedMonth, fmt: str) -> str:
 
 def render_detail(judged: JudgedMonth, tz: ZoneInfo) -> Iterator[tuple[str, ...]]:
     """Per interaction, in time order: the verdict and its reason, for an auditor."""
-    from telephony_adapter.ledger.csv_io import format_instant
+    from ledger.csv_io import format_instant
 
     yield DETAIL_COLUMNS
     for contact, verdict in sorted(judged.judged(),

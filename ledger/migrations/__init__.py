@@ -1,0 +1,1 @@
+"""Alembic migrations of the ledger, run from code by ``ledger.db.upgrade``."""

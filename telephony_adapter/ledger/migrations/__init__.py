@@ -1,1 +1,0 @@
-"""Alembic migrations of the ledger, run from code by ``telephony_adapter.ledger.db.upgrade``."""
