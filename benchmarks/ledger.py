@@ -26,12 +26,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the throwaway PostgreSQL server of the tests
 
+from throwaway_pg import ThrowawayPostgres  # noqa: E402
+
 from bot import settings as settings_module  # noqa: E402
 from ledger.api import Ledger  # noqa: E402
 from ledger.csv_io import HEADER, import_csv  # noqa: E402
 from ledger.months import Month  # noqa: E402
 from ledger.reports import judge_month, render_sc32  # noqa: E402
-from throwaway_pg import ThrowawayPostgres  # noqa: E402
 
 SEED = 3230
 MONTH = Month(2024, 3)  # holds the spring-forward night

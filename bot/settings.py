@@ -22,8 +22,8 @@ import yaml
 
 from asr.options import AsrOptions, VadOptions
 from bot.errors import SettingsError
-from telephony_adapter.kamailio_config import BalancerOptions
 from ledger.options import LedgerOptions
+from telephony_adapter.kamailio_config import BalancerOptions
 from telephony_adapter.options import NodeOptions, TelephonyOptions
 from tts.options import TtsOptions
 

@@ -33,9 +33,9 @@ from bot.pipeline import (
     speak,
 )
 from bot.playout import PlaybackFinished
+from ledger import Interaction, Ledger, Outcome
 from telephony_adapter.hours import HoursError, OpeningHours, current_time, is_open, load_closures
 from telephony_adapter.http import CallMetrics
-from ledger import Interaction, Ledger, Outcome
 from telephony_adapter.sip import CallLeg, TransferResult
 
 log = logging.getLogger(__name__)

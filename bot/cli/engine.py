@@ -45,10 +45,10 @@ def run_engine(args: argparse.Namespace, settings: Settings) -> int:
 
 async def serve_engine(settings: Settings, port: int, status, grace_s: float) -> int:
     from bot.pipeline import VoiceServices
+    from ledger import Ledger
     from telephony_adapter.call import CallFlow
     from telephony_adapter.engine import EngineServer
     from telephony_adapter.http import CallMetrics, render_asr
-    from ledger import Ledger
     from tts.fallback import write_fallback_audio
 
     services = await VoiceServices.load(settings)

@@ -59,8 +59,8 @@ def run_publish(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def run_train(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.kb.check import check_kb
     from bot.errors import KbInvalidError
+    from bot.kb.check import check_kb
     from bot.training import train_model
 
     checked = check_kb(settings.paths.knowledge_dir)

@@ -52,7 +52,7 @@ class EntryRouter:
             return candidates[0] if candidates else None
         similarity = (self._matrix @ self._vectors([said]).T).toarray().ravel()
         best: dict[str, float] = {}
-        for owner, score in zip(self._owners, similarity):
+        for owner, score in zip(self._owners, similarity, strict=False):
             if owner.motif == motif and score > best.get(owner.id, -1.0):
                 best[owner.id] = float(score)
         if not best or max(best.values()) <= 0.0:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 from ledger_builders import ledger_settings_for
+from throwaway_pg import PostgresMissingError, ThrowawayPostgres
 
 from bot.settings import Settings
 from ledger.api import Ledger
-from throwaway_pg import PostgresMissingError, ThrowawayPostgres
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
-
 from throwaway_pg import PostgresMissingError, find_bindir
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from audio_match import match, middle
 
 from bot.pipeline import VoiceServices
+from ledger import Outcome
 from telephony_adapter.call import CallFlow
 from telephony_adapter.http import CallMetrics
-from ledger import Outcome
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "telephony"
 SAME_AUDIO = 0.85

@@ -21,10 +21,10 @@ import pytest
 from audio_match import match, middle, padded
 from baresip_phone import free_port
 from node_service import VOICEBOT, NodeService, start_node
+from throwaway_pg import PostgresMissingError, ThrowawayPostgres
 
 from bot.audio import AudioFrame, read_wav
 from bot.settings import PROJECT_ROOT, Settings
-from throwaway_pg import PostgresMissingError, ThrowawayPostgres
 from tts.fallback import FallbackAudio
 from tts.speaker import Speaker
 
