@@ -4,7 +4,7 @@ Prints one JSON object. Runs on SQLite (WAL, synchronous=FULL) and on a throwawa
 PostgreSQL server started here (initdb + pg_ctl in a temporary directory, fsync on). The
 month is generated from a fixed seed, so every run measures the same rows.
 
-    .venv/bin/python benchmarks/ledger.py [--interactions 500000] [--budget-s 900]
+    .venv/bin/python benchmarks/billing.py [--interactions 500000] [--budget-s 900]
 
 Targets: import >= 20 000 rows/s, month report <= 5 s.
 """
