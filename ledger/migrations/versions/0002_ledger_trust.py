@@ -1,0 +1,21 @@
+"""Ledger trust: key fingerprints, closed months and their pending corrections, contact feed.
+
+Revision ID: 0002
+Revises: 0001
+Create Date: 2025-02-01
+"""
+
+from __future__ import annotations
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
