@@ -1,0 +1,1 @@
+"""The web console: editors, supervisors, billing and auditors in a browser (issue 11)."""
