@@ -98,20 +98,25 @@ class TranscriptCipher:
         self.key_id = hashlib.sha256(b"allo-caf transcript key id" + key).hexdigest()[:16]
 
     def seal(self, call_id: str, text: str) -> Sealed:
-        nonce = secrets.token_bytes(NONCE_BYTES)
-        data = self._aead.encrypt(nonce, text.encode("utf-8"), call_id.encode("utf-8"))
-        return Sealed(self.key_id, nonce, data)
+        return self.seal_bytes(call_id, text.encode("utf-8"))
 
     def open(self, call_id: str, sealed: Sealed) -> str:
+        return self.open_bytes(call_id, sealed, "Transcription").decode("utf-8")
+
+    def seal_bytes(self, call_id: str, data: bytes) -> Sealed:
+        """Any of the call's personal data (a transcript, a recording), bound to the call."""
+        nonce = secrets.token_bytes(NONCE_BYTES)
+        return Sealed(self.key_id, nonce, self._aead.encrypt(nonce, data, call_id.encode("utf-8")))
+
+    def open_bytes(self, call_id: str, sealed: Sealed, what: str = "Donnée") -> bytes:
         if sealed.key_id != self.key_id:
             raise SettingsError(
-                f"Transcription de l'appel {call_id} chiffrée avec une autre clé "
+                f"{what} de l'appel {call_id} chiffrée avec une autre clé "
                 f"({sealed.key_id}) que la clé configurée ({self.key_id})."
             )
         try:
-            data = self._aead.decrypt(sealed.nonce, sealed.ciphertext, call_id.encode("utf-8"))
+            return self._aead.decrypt(sealed.nonce, sealed.ciphertext, call_id.encode("utf-8"))
         except InvalidTag:
             raise SettingsError(
-                f"Transcription de l'appel {call_id} altérée : le contrôle d'intégrité a échoué."
+                f"{what} de l'appel {call_id} altérée : le contrôle d'intégrité a échoué."
             ) from None
-        return data.decode("utf-8")
