@@ -92,3 +92,32 @@ meta = sa.Table(
     sa.Column("name", sa.String(64), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
 )
+
+closed_months = sa.Table(
+    "ledger_closed_months",
+    metadata,
+    sa.Column("month", sa.String(7), primary_key=True),
+    sa.Column("closed_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("closed_by", sa.String(64), nullable=False),
+    sa.Column("rule3", sa.String(16), nullable=False),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("extraction", sa.Text, nullable=False),
+)
+"""A month's SC3.2 extraction as billed (CSV text) and its SHA-256; once here, imports and
+spool replays that would change the month's figures are refused (ledger/closing.py)."""
+
+call_stats = sa.Table(
+    "ledger_call_stats",
+    metadata,
+    sa.Column("call_id", sa.String(255),
+              sa.ForeignKey("ledger_interactions.call_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("started_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("turns", sa.Integer, nullable=False),
+    sa.Column("misunderstood_turns", sa.Integer, nullable=False),
+    sa.Column("reply_ms", sa.Text, nullable=False),
+    sa.Column("no_input_prompts", sa.Integer, nullable=False),
+    sa.Column("frustration_words", sa.Integer, nullable=False),
+    sa.Index("ix_call_stats_started", "started_at_ms"),
+)
+"""Per call, for supervisors (migration 0005): ``reply_ms`` is each turn's reply time in
+milliseconds, comma-separated, in turn order. Nothing personal."""
