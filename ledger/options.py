@@ -28,6 +28,13 @@ class LedgerOptions:
     store_transcripts: bool = True
     """Keep the call's transcript (encrypted) until the retention purge; false drops it."""
 
+    store_recordings: bool = True
+    """Record every call answered by the bot (caller and bot on two channels), sealed like
+    transcripts, until the retention purge; false records nothing. Callers are told in the
+    greeting (``knowledge/messages.yml``)."""
+    recording_max_s: int = 3600
+    """Longest recording kept in memory per call (32 kB a second); the rest is not recorded."""
+
     spool_dir: Path | None = None
     """Append-only JSON-lines spool used while the database is unreachable.
     Empty: ``<state_dir>/spool/ledger``."""

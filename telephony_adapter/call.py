@@ -34,8 +34,10 @@ from bot.pipeline import (
 )
 from bot.playout import PlaybackFinished
 from ledger import Interaction, Ledger, Outcome
+from ledger.recordings import RecordingVault
 from telephony_adapter.hours import HoursError, OpeningHours, current_time, is_open, load_closures
 from telephony_adapter.http import CallMetrics
+from telephony_adapter.recorder import CallRecorder
 from telephony_adapter.sip import CallLeg, TransferResult
 
 log = logging.getLogger(__name__)
@@ -190,20 +192,46 @@ class CallFlow:
         while len(self.reports) > 1000:
             self.reports.pop(next(iter(self.reports)))
 
+    def new_recorder(self) -> CallRecorder | None:
+        """A recorder for the next call, when calls are recorded (they need the ledger:
+        recordings are found, sealed and purged through it)."""
+        options = self.settings.ledger
+        if self.ledger is None or not options.store_recordings:
+            return None
+        return CallRecorder(options.recording_max_s)
+
     async def _record(self, leg: CallLeg, report: CallReport, started_at: datetime,
                       ended_at: datetime) -> None:
         if self.ledger is None:
             return
         transcript = report.conversation.transcript if report.conversation else None
+        began = leg.answered_at or started_at
+        recording = await self._save_recording(leg, began)
         interaction = Interaction(
             call_id=leg.call_id, caller_number=leg.caller or None,
-            started_at=leg.answered_at or started_at, ended_at=max(ended_at, started_at),
+            started_at=began, ended_at=max(ended_at, started_at),
             motif=report.motif, message_ms=report.message_ms, listened_ms=report.listened_ms,
-            handoff=report.handoff, outcome=report.outcome, transcript=transcript or None)
+            handoff=report.handoff, outcome=report.outcome, transcript=transcript or None,
+            recording_path=recording)
         try:
             await self.ledger.arecord_interaction(interaction)
         except Exception:  # the ledger spools when its database is down; this is a bug
             log.exception("call %s: ledger write failed", leg.call_id)
+
+
+    async def _save_recording(self, leg: CallLeg, began: datetime) -> Path | None:
+        recorder: CallRecorder | None = getattr(leg, "recorder", None)
+        if recorder is None or recorder.empty or self.ledger is None:
+            return None
+        vault = RecordingVault.for_ledger(self.ledger, self.settings.paths.state_dir)
+        caller, bot = recorder.channels()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                None, vault.save, leg.call_id, int(began.timestamp() * 1000), caller, bot,
+                recorder.rate)
+        except OSError:  # a full disk loses the recording, never the billing row
+            log.exception("call %s: recording not written", leg.call_id)
+            return None
 
 
 def _report(result: ConversationResult) -> CallReport:

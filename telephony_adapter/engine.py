@@ -140,7 +140,8 @@ class EngineServer:
             leg = RemoteLeg(start, outbox.put, asyncio.get_running_loop(),
                             over_capacity=len(self._legs) >= self.options.max_calls,
                             transfer_timeout_ms=self.options.transfer_timeout_ms,
-                            audio_in_max_frames=self.options.audio_in_max_frames)
+                            audio_in_max_frames=self.options.audio_in_max_frames,
+                            recorder=self.flow.new_recorder())
         except (stream.ProtocolError, asyncio.TimeoutError) as exc:
             log.warning("media stream refused: %s", exc)
             await ws.close(code=1002, message=b"protocol error")

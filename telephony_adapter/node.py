@@ -29,11 +29,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
 from bot.errors import VoicebotError
 from bot.settings import Settings
+from telephony_adapter.daily import DailyJob, DailyJobs, parse_time_of_day
 from telephony_adapter.http import HealthServer
 from telephony_adapter.node_plan import NodePlan
 from telephony_adapter.status_pipe import read_status
@@ -172,7 +174,17 @@ class Node:
         self._watchers = [asyncio.create_task(self._watch(c), name=f"watch {c.name}")
                           for c in (self.engine, *self.workers)]
         self._watchers.append(asyncio.create_task(self._watch_kamailio(), name="watch kamailio"))
+        self._watchers.append(asyncio.create_task(self._daily_jobs().forever(), name="daily"))
         self.started = True
+
+    def _daily_jobs(self) -> DailyJobs:
+        from ledger.retention import purge
+
+        recordings_dir = (self.settings.ledger.recordings_dir
+                          or self.settings.paths.state_dir / "recordings")
+        jobs = [DailyJob("purge", lambda today: str(purge(self.ledger, today, recordings_dir)))]
+        return DailyJobs(jobs, parse_time_of_day(self.settings.node.daily_jobs_at),
+                         ZoneInfo(self.settings.ledger.timezone))
 
     async def _start_child(self, child: Child, timeout_s: float, what: str) -> None:
         await child.start(self._on_message)

@@ -33,8 +33,21 @@ class TelephonyOptions:
     """The caller's 20 ms frames are handed to the event loop and the media stream this
     many at a time: one wake-up and one send per 60 ms instead of three, for at most 40 ms
     more before the VAD hears them."""
+    trusted_peers: tuple[str, ...] = ()
+    """Addresses or networks (``192.0.2.10``, ``10.0.0.0/24``) of the peers whose
+    ``P-Asserted-Identity`` is believed: the operator's SBC. Empty (default): no PAI is
+    believed and the caller is read from ``From``. ``Privacy: id`` withholds the caller
+    whatever the peer (``ledger/caller_id.py``). Env: comma-separated."""
     advisor_uri: str = "sip:conseiller@127.0.0.1:5070"
     """Where calls are transferred (SIP REFER target)."""
+    urgent_advisor_uri: str = ""
+    """Where urgent calls go (debt or overpayment, payments stopped, social emergency): a
+    priority queue of the contact centre. Empty (default): ``advisor_uri``."""
+    dossier_personnel_uri: str = ""
+    """The Caf's own service for questions about the caller's file (IVR choice 1, whose
+    advisors can open it), offered after the bot has pointed to Mon Compte. Empty (default):
+    no transfer is offered, the bot tells the caller to call back on choice 1 (the
+    contractor's advisors have no access to the file either: CCTP §3.1, §4.1)."""
     transfer_fallback: str = "bridge"
     """What happens when the caller's side refuses REFER: ``bridge`` (the bot calls the
     advisor and bridges both legs' audio, staying in the media path) or ``none`` (the
@@ -108,3 +121,7 @@ class NodeOptions:
     """How long the engine may take to load its models before the node gives up."""
     restart_delay_max_s: float = 30.0
     """A process that keeps dying is restarted after 1 s, 2 s, 4 s… up to this delay."""
+    daily_jobs_at: str = "03:30"
+    """Local time (``ledger.timezone``, HH:MM) of the node's daily jobs, such as the
+    retention purge of transcripts and recordings; a job missed while the node was down
+    runs when it starts."""

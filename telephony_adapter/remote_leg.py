@@ -24,6 +24,7 @@ from typing import Any
 from bot.audio import SAMPLE_WIDTH, AudioFrame, frame_bytes, samples_to_ms
 from bot.playout import PlaybackFinished
 from telephony_adapter import stream
+from telephony_adapter.recorder import CallRecorder
 from telephony_adapter.sip import CallState, TransferOutcome, TransferResult
 
 log = logging.getLogger(__name__)
@@ -40,8 +41,9 @@ class RemotePlayout:
     """The bot's outgoing audio for one remote call; same verbs as ``bot.playout.Playout``."""
 
     def __init__(self, send: Send, loop: asyncio.AbstractEventLoop,
-                 sample_rate: int = stream.PLAY_RATE):
+                 sample_rate: int = stream.PLAY_RATE, recorder: CallRecorder | None = None):
         self.sample_rate = sample_rate
+        self.recorder = recorder
         self._send = send
         self._loop = loop
         self._pending: dict[str, asyncio.Future[PlaybackFinished]] = {}
@@ -57,6 +59,8 @@ class RemotePlayout:
         self._pending[message_id] = future
         self._sent_bytes[message_id] = 0
         self._open = message_id
+        if self.recorder is not None:
+            self.recorder.message_started(message_id)
         self._send(stream.encode(stream.PLAY, id=message_id))
         return future
 
@@ -69,6 +73,8 @@ class RemotePlayout:
         for start in range(0, len(frame.pcm), CHUNK_BYTES):
             self._send(frame.pcm[start:start + CHUNK_BYTES])
         self._sent_bytes[target] += len(frame.pcm)
+        if self.recorder is not None:
+            self.recorder.bot_audio(target, frame.pcm)
 
     def end(self, message_id: str | None = None) -> None:
         target = self._open
@@ -105,10 +111,13 @@ class RemotePlayout:
         self._sent_bytes.pop(message_id, None)
         if future is None or future.done():
             return
-        future.set_result(PlaybackFinished(
+        heard = PlaybackFinished(
             message_id, message_ms=stream.int_field(message, "message_ms"),
             listened_ms=stream.int_field(message, "listened_ms"),
-            interrupted=bool(message.get("interrupted"))))
+            interrupted=bool(message.get("interrupted")))
+        if self.recorder is not None:
+            self.recorder.message_heard(message_id, heard.listened_ms)
+        future.set_result(heard)
 
     def _bytes_to_ms(self, n: int) -> int:
         return samples_to_ms(n // SAMPLE_WIDTH, self.sample_rate)
@@ -118,7 +127,8 @@ class RemoteLeg:
     """One call on a worker, driven from the engine's event loop."""
 
     def __init__(self, start: Mapping[str, Any], send: Send, loop: asyncio.AbstractEventLoop,
-                 *, over_capacity: bool, transfer_timeout_ms: int, audio_in_max_frames: int):
+                 *, over_capacity: bool, transfer_timeout_ms: int, audio_in_max_frames: int,
+                 recorder: CallRecorder | None = None):
         self.call_id = stream.text_field(start, "call_id")
         if not self.call_id:
             raise stream.ProtocolError("start.call_id is missing")
@@ -132,7 +142,9 @@ class RemoteLeg:
         self.sample_rate = 0
         self.audio_in: asyncio.Queue[AudioFrame] = asyncio.Queue(audio_in_max_frames)
         self.dtmf: asyncio.Queue[str] = asyncio.Queue()
-        self.playout = RemotePlayout(send, loop)
+        self.recorder = recorder
+        """Both sides of the call as heard, when recording is on (``ledger.recordings``)."""
+        self.playout = RemotePlayout(send, loop, recorder=recorder)
         self.media_ready = asyncio.Event()
         self.ended = asyncio.Event()
         self.state = CallState.RINGING
@@ -225,7 +237,10 @@ class RemoteLeg:
         if self.audio_in.full():
             self.audio_in.get_nowait()
             self.dropped_frames += 1
-        self.audio_in.put_nowait(AudioFrame(pcm, self.sample_rate))
+        frame = AudioFrame(pcm, self.sample_rate)
+        self.audio_in.put_nowait(frame)
+        if self.recorder is not None:
+            self.recorder.caller_audio(frame)
 
     def lost(self) -> None:
         """The stream broke (the worker died or the network did): the call is over for us."""

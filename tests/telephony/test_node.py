@@ -9,17 +9,22 @@ never silence, and every call must reach the ledger. The last test drains the no
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 import signal
+import wave
 from pathlib import Path
 
+import numpy as np
 import pytest
 from audio_match import match, middle, padded
 from node_service import NodeService, running_node
 
-from bot.audio import AudioFrame, read_wav
+from bot.audio import AudioFrame, read_wav, resample
 from bot.settings import PROJECT_ROOT, Settings
+from ledger.api import Ledger
+from ledger.recordings import RecordingVault
 from tts.fallback import FallbackAudio
 from tts.speaker import Speaker
 
@@ -114,6 +119,43 @@ def test_health_and_metrics_cover_the_whole_node(node):
     for name in ("allo_caf_asr_queue_depth", "allo_caf_asr_queue_wait_seconds_bucket",
                  "allo_caf_asr_seconds_bucket"):
         assert name in text, f"{name} missing from /metrics"
+
+
+def test_a_call_is_recorded_on_two_channels_sealed_and_found_through_the_ledger(
+        world, node, prompts, published_settings):
+    """The caller's question on the left, the greeting the caller heard on the right; the
+    file on disk is ciphertext, opened only through the ledger with the deployment key."""
+    greeting = prompts["greeting"]
+    question = resample(read_wav(DATA / "caller_question_16k.wav"), 8000)
+    lead_s = greeting.duration_ms / 1000 + 1.5
+    source = padded(question, lead_s, lead_s + question.duration_ms / 1000 + 4)
+
+    async def scenario():
+        phone = await world.phone("recorded", source=world.wav("recorded.wav", source))
+        await phone.command("dial", node.uri)
+        call = await phone.wait_event("CALL_ESTABLISHED")
+        await phone.wait_event("CALL_CLOSED", timeout_s=source.duration_ms / 1000 + 60)
+        await phone.stop()
+        return await node.ledger_row(call["id"]), call["id"]
+
+    row, call_id = world.run(scenario())
+    ledger = Ledger.open(published_settings, replay_spool=False)
+    try:
+        vault = RecordingVault.for_ledger(ledger, published_settings.paths.state_dir)
+        path = vault.find(call_id)
+        assert path is not None and path.is_file(), row
+        assert b"RIFF" not in path.read_bytes() and (path.stat().st_mode & 0o077) == 0
+        with wave.open(io.BytesIO(vault.open_wav(call_id))) as wav:
+            assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
+            stereo = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").reshape(-1, 2)
+    finally:
+        ledger.close()
+    caller, bot = (AudioFrame(np.ascontiguousarray(stereo[:, i]).tobytes(), 8000)
+                   for i in (0, 1))
+    assert match(middle(question, 0.3), caller)[0] > SAME_AUDIO
+    assert match(greeting, bot)[0] > SAME_AUDIO
+    assert match(greeting, caller)[0] < 0.5  # no echo of the bot on the caller's side
+    assert abs(len(stereo) / 8000 - source.duration_ms / 1000) < 3.0
 
 
 def test_engine_killed_mid_call_callers_hear_the_apology_and_reach_an_advisor(world, node,
