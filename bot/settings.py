@@ -22,6 +22,7 @@ import yaml
 
 from asr.options import AsrOptions, VadOptions
 from bot.errors import SettingsError
+from console.options import ConsoleOptions
 from ledger.options import LedgerOptions
 from telephony_adapter.kamailio_config import BalancerOptions
 from telephony_adapter.options import NodeOptions, TelephonyOptions
@@ -74,6 +75,7 @@ def load(file: Path | None = None, env: Mapping[str, str] | None = None) -> Sett
     env = os.environ if env is None else env
     if file is None and env.get("VOICEBOT_CONFIG"):
         file = Path(env["VOICEBOT_CONFIG"])
+    console: ConsoleOptions = field(default_factory=ConsoleOptions)
     if file is None and (PROJECT_ROOT / "voicebot.yml").exists():
         file = PROJECT_ROOT / "voicebot.yml"
 

@@ -121,3 +121,109 @@ call_stats = sa.Table(
 )
 """Per call, for supervisors (migration 0005): ``reply_ms`` is each turn's reply time in
 milliseconds, comma-separated, in turn order. Nothing personal."""
+
+# --- the console (migration 0003) ------------------------------------------------------------
+console_users = sa.Table(
+    "console_users",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("password_hash", sa.Text, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("password_changed_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_login_at_ms", sa.BigInteger, nullable=True),
+    sa.UniqueConstraint("name", name="uq_console_users_name"),
+    sa.CheckConstraint(
+        "role IN ('editeur', 'superviseur', 'facturation', 'auditeur', 'admin')",
+        name="ck_console_users_role"),
+)
+"""Named console users; passwords as argon2id hashes (console/passwords.py)."""
+
+console_login_failures = sa.Table(
+    "console_login_failures",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("failures", sa.Integer, nullable=False),
+    sa.Column("last_failure_ms", sa.BigInteger, nullable=False),
+    sa.Column("locked_until_ms", sa.BigInteger, nullable=False),
+)
+"""Failed logins in a row per typed name (known or not, so a lockout reveals no account)."""
+
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", _Id, sa.ForeignKey("console_users.id", ondelete="CASCADE"),
+              nullable=False),
+    sa.Column("created_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("last_seen_ms", sa.BigInteger, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Index("ix_console_sessions_user", "user_id"),
+)
+"""Server-side sessions: the cookie holds a random token, the table only its SHA-256."""
+
+console_audit_log = sa.Table(
+    "console_audit_log",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Column("user_name", sa.String(64), nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("object", sa.Text, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_console_audit_at", "at_ms"),
+)
+"""The access log: append-only, each entry's ``hash`` covers its fields and ``prev_hash``
+(console/audit_chain.py); PostgreSQL triggers refuse UPDATE and DELETE (migration 0003)."""
+
+console_audit_anchors = sa.Table(
+    "console_audit_anchors",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("day", sa.String(10), nullable=False),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Index("ix_console_audit_anchors_day", "day"),
+)
+"""The latest entry's hash, once a day (also appended to a file outside the database)."""
+
+console_audit_checkpoints = sa.Table(
+    "console_audit_checkpoints",
+    metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+)
+"""After a retention purge: the last purged entry's number and hash, where the kept chain
+starts (also written as an entry of the chain itself)."""
+
+console_publications = sa.Table(
+    "console_publications",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("at_ms", sa.BigInteger, nullable=False),
+    sa.Column("user_name", sa.String(64), nullable=False),
+    sa.Column("comment", sa.Text, nullable=False),
+    sa.Column("kb_version", sa.String(64), nullable=True),
+)
+"""Knowledge-base publications from the console: who, when, with which comment."""
+
+console_entry_versions = sa.Table(
+    "console_entry_versions",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("publication_id", _Id,
+              sa.ForeignKey("console_publications.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("entry_id", sa.String(128), nullable=False),
+    sa.Column("file", sa.String(255), nullable=False),
+    sa.Column("change", sa.String(16), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Index("ix_console_entry_versions_entry", "entry_id", "publication_id"),
+)
+"""One entry as published (its YAML text): history, differences and restore."""

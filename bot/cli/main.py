@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "bot.cli.balancer",
     "bot.cli.engine",
     "bot.cli.sip_worker",
+    "bot.cli.console",
 )
 
 
