@@ -187,7 +187,8 @@ class Node:
 
     def start(self) -> None:
         env = dict(self.env, VOICEBOT_TELEPHONY_SIP_HOST="127.0.0.1",
-                   VOICEBOT_TELEPHONY_HTTP_HOST="127.0.0.1", PYTHONUNBUFFERED="1")
+                   VOICEBOT_TELEPHONY_HTTP_HOST="127.0.0.1", PYTHONUNBUFFERED="1",
+                   VOICEBOT_CONSOLE_WITH_SERVE="false")  # nodes side by side: no 8443 clash
         self.process = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         start_new_session=True)

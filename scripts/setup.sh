@@ -82,6 +82,9 @@ if [ -x scripts/models.sh ]; then
   scripts/models.sh
 fi
 
-# --- 5. The bot: validate the knowledge base, train if it changed, publish -----------------
+# --- 5. The console's TLS certificate: self-signed under var/console/tls unless configured ---
+"$VENV/bin/voicebot" console --certificate-only
+
+# --- 6. The bot: validate the knowledge base, train if it changed, publish -----------------
 say "Base de connaissances : vérification, entraînement si nécessaire, publication"
 "$VENV/bin/voicebot" kb publish

@@ -144,6 +144,9 @@ class Node:
                            str(len(plan.workers)), "--engine-port", str(plan.engine_port),
                            "--status-fd", STATUS_FD, "--grace", f"{grace_s:g}"], child_env)
             for w in plan.all_workers]
+        self.console = Child("console", [*self._base, "console"], child_env) \
+            if settings.console.with_serve else None
+        """The HTTPS console (console.with_serve), supervised like the others."""
         self.kamailio = None
         self._plans = {w.name: w for w in plan.all_workers}
         self._applied: dict[str, str] = {}
@@ -175,14 +178,22 @@ class Node:
                           for c in (self.engine, *self.workers)]
         self._watchers.append(asyncio.create_task(self._watch_kamailio(), name="watch kamailio"))
         self._watchers.append(asyncio.create_task(self._daily_jobs().forever(), name="daily"))
+        if self.console is not None:
+            await self.console.start(self._on_message)
+            self._watchers.append(asyncio.create_task(self._watch(self.console),
+                                                      name="watch console"))
         self.started = True
 
     def _daily_jobs(self) -> DailyJobs:
+        from console.maintenance import daily_job as audit_daily_job
         from ledger.retention import purge
 
         recordings_dir = (self.settings.ledger.recordings_dir
                           or self.settings.paths.state_dir / "recordings")
-        jobs = [DailyJob("purge", lambda today: str(purge(self.ledger, today, recordings_dir)))]
+        jobs = [DailyJob("purge", lambda today: str(purge(self.ledger, today, recordings_dir))),
+                DailyJob("journal des accès",
+                         lambda today: audit_daily_job(self.settings, self.ledger.engine,
+                                                         today))]
         return DailyJobs(jobs, parse_time_of_day(self.settings.node.daily_jobs_at),
                          ZoneInfo(self.settings.ledger.timezone))
 
@@ -337,6 +348,8 @@ class Node:
         for task in self._watchers:
             task.cancel()
         if self.kamailio is not None:
+        if self.console is not None:
+            await self.console.stop(STOP_SIGNAL_WAIT_S)
             await self.kamailio.stop()
         if self._rows:
             await asyncio.wait(self._rows, timeout=STOP_SIGNAL_WAIT_S)

@@ -88,7 +88,8 @@ def run_console(args: argparse.Namespace, settings: Settings) -> int:
     app = create_app(settings, maintenance=True)
     config = uvicorn.Config(app, host=host, port=port, ssl_certfile=str(cert),
                             ssl_keyfile=str(key), proxy_headers=False, server_header=False,
-                            log_level="warning", lifespan="on")
+                            log_level="warning", lifespan="on", ws="none")
+    # ws="none": no websocket pages; and Rasa pins an older websockets than uvicorn expects.
     config.load()
     harden(config.ssl)
     server = uvicorn.Server(config)

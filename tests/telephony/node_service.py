@@ -134,6 +134,7 @@ def start_node(settings: Settings, workdir: Path, *, workers: int = 3, max_calls
         VOICEBOT_TELEPHONY_MAX_CALLS=str(max_calls),
         VOICEBOT_TELEPHONY_SIP_EXTRA_CALLS=str(extra_calls),
         VOICEBOT_NODE_WORKERS=str(workers),
+        VOICEBOT_CONSOLE_WITH_SERVE="false",  # several nodes at once: no clash on 8443
         **(extra_env or {}),
     )
     process = subprocess.Popen([str(VOICEBOT), "serve", "--grace", "20"], env=env,
