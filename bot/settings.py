@@ -55,6 +55,13 @@ class DialogueOptions:
     """A short utterance whose transcript at a pause is a motif understood with at least
     this confidence ends its turn after ``vad.end_silence_ms`` instead of
     ``vad.short_end_silence_ms`` (bot/pipeline.py, "whole question"); 1.01 switches it off."""
+    frustration_words: tuple[str, ...] = (
+        "marre", "ras le bol", "n'importe quoi", "c'est nul", "énervé", "énervée", "agacé",
+        "insupportable", "inadmissible", "inacceptable", "scandale", "scandaleux", "honteux",
+        "débile", "stupide", "vous comprenez rien", "tu comprends rien", "ça marche pas",
+        "j'en peux plus", "laissez tomber")
+    """Words or phrases (accents and case ignored, whole words) that flag a caller's
+    frustration in the supervisors' analysis; counted per call, never stored as words."""
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ from ledger import Interaction, Ledger, Outcome
 from ledger.recordings import RecordingVault
 from telephony_adapter.hours import HoursError, OpeningHours, current_time, is_open, load_closures
 from telephony_adapter.http import CallMetrics
+from telephony_adapter.live import LiveCall
 from telephony_adapter.recorder import CallRecorder
 from telephony_adapter.sip import CallLeg, TransferResult
 
@@ -77,8 +78,17 @@ class CallFlow:
         self.metrics = metrics
         self.reports: dict[str, CallReport] = {}
         """The last calls' reports by call id (bounded), for tests and diagnostics."""
+        self.live: dict[str, LiveCall] = {}
+        """The calls in progress, for the supervisors' live view (engine ``/status``)."""
 
     async def handle(self, leg: CallLeg) -> None:
+        self.live[leg.call_id] = LiveCall(leg.call_id, getattr(leg, "worker", "") or "")
+        try:
+            await self._handle(leg)
+        finally:
+            self.live.pop(leg.call_id, None)
+
+    async def _handle(self, leg: CallLeg) -> None:
         started_at = datetime.now(timezone.utc)
         transfers: list[TransferResult] = []
         try:
@@ -115,7 +125,7 @@ class CallFlow:
 
         conversation = Conversation(self.services, leg, leg.call_id,
                                     transfer=lambda: self._transfer(leg, transfers),
-                                    on_turn=self._observe)
+                                    on_turn=lambda turn: self._observe(turn, leg.call_id))
         result = await conversation.run(opening=opening)
         if result.ending is Ending.GOODBYE:
             await leg.hangup()
@@ -183,9 +193,14 @@ class CallFlow:
         return (text,) if text else ()
 
     # --- after the call -------------------------------------------------------------------
-    def _observe(self, turn: Turn) -> None:
+    def _observe(self, turn: Turn, call_id: str) -> None:
         if turn.reply is not None:
             self.metrics.observe_response_ms(turn.response_ms)
+        live = self.live.get(call_id)
+        if live is not None and turn.reply is not None:
+            live.turns += 1
+            if turn.reply.motif and turn.reply.action != "dialogue":
+                live.motif = turn.reply.motif
 
     def _remember(self, call_id: str, report: CallReport) -> None:
         self.reports[call_id] = report
@@ -217,6 +232,23 @@ class CallFlow:
             await self.ledger.arecord_interaction(interaction)
         except Exception:  # the ledger spools when its database is down; this is a bug
             log.exception("call %s: ledger write failed", leg.call_id)
+        if report.conversation is not None:
+            await self._record_stats(leg.call_id, began, report.conversation)
+
+    async def _record_stats(self, call_id: str, began: datetime,
+                            conversation: ConversationResult) -> None:
+        """Turns, reply times, misunderstandings, silences for the supervisors (not billing:
+        lost, with a log line, if the database is down)."""
+        from ledger.rule import to_epoch_ms
+        from ledger.stats import conversation_stats, write_call_stats
+
+        messages = self.services.dialogue.snapshot.kb.messages
+        stats = conversation_stats(conversation, messages.get("handoff_misunderstood", ""),
+                                   self.settings.dialogue.frustration_words)
+        stored = await asyncio.get_running_loop().run_in_executor(
+            None, write_call_stats, self.ledger, call_id, to_epoch_ms(began), stats)
+        if not stored:
+            log.warning("call %s: statistics not stored (ledger database unreachable)", call_id)
 
 
     async def _save_recording(self, leg: CallLeg, began: datetime) -> Path | None:

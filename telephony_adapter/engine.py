@@ -184,7 +184,8 @@ class EngineServer:
 
     async def _status(self, request: web.Request) -> web.Response:
         body = {"ready": True, "draining": self.draining, "calls": len(self._legs),
-                "workers_linked": len(self._links)}
+                "workers_linked": len(self._links),
+                "live_calls": [call.as_json() for call in list(self.flow.live.values())]}
         if self._extra_status is not None:
             body.update(self._extra_status())
         return web.Response(text=json.dumps(body), content_type="application/json")

@@ -381,6 +381,7 @@ class Node:
         code, text = await self._engine("/status")
         engine = json.loads(text) if code == 200 else {}
         engine_up = code == 200
+        live_calls = engine.pop("live_calls", [])
         workers = [{"name": c.name, "pid": c.pid, "alive": c.alive,
                     "sip_port": w.telephony.sip_port, "calls": int(c.status.get("calls", 0)),
                     "engine_linked": bool(c.status.get("engine_up")), "restarts": c.restarts}
@@ -398,6 +399,7 @@ class Node:
             state = "degraded"
         body = {
             "status": state, "calls_in_progress": self.active_calls, "draining": self.draining,
+            "live_calls": live_calls,
             "capacity": self.plan.capacity,
             "engine": {"up": engine_up, "pid": self.engine.pid, "restarts": self.engine.restarts,
                        **{k: v for k, v in engine.items() if k != "ready"}},
