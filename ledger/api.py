@@ -20,19 +20,16 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.errors import SettingsError, VoicebotError
+from bot.errors import VoicebotError
 from ledger import db, store
-from ledger.crypto import (
-    Sealed,
-    TranscriptCipher,
-    key_from_hex,
-    load_or_create_key_file,
-)
+from ledger.caller_id import Why, decide_caller
+from ledger.crypto import Sealed, TranscriptCipher
+from ledger.keys import KeyMismatchError, load_keys, mismatch_message, sealing_mismatch_message
 from ledger.options import LedgerOptions
-from ledger.pseudonym import InvalidNumberError, Pseudonymizer
+from ledger.pseudonym import Pseudonymizer
 from ledger.records import (
     AdvisorContact,
     Interaction,
@@ -41,7 +38,7 @@ from ledger.records import (
     row_problems,
 )
 from ledger.rule import Calendar, Channel, to_epoch_ms
-from ledger.spool import CONFLICTS, DAMAGED, REJECTED, Spool
+from ledger.spool import CONFLICTS, DAMAGED, REJECTED, WRONG_KEY, Spool
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -49,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PSEUDONYM_KEY_ID = "pseudonym_key_id"
+SEALING_KEY_IDS = "sealing_key_ids"
 
 
 class RecordResult(str, Enum):
@@ -98,6 +96,8 @@ class Ledger:
         self.spool = spool
         self.calendar = Calendar(options.timezone)
         self.url = url
+        self.settings: Settings | None = None
+        """Set by ``open``; names the key files in messages."""
         self._schema_ready = False
         self._schema_lock = threading.Lock()
         self._spool_pending = spool.has_pending()
@@ -118,24 +118,16 @@ class Ledger:
         options: LedgerOptions = settings.ledger
         state_dir: Path = settings.paths.state_dir
         url = db.resolve_url(options, state_dir, db_url)
-        secrets_dir = state_dir / "secrets"
-        if options.pseudonym_key:
-            if len(options.pseudonym_key) < 32:
-                raise SettingsError("ledger.pseudonym_key : au moins 32 caractères.")
-            pseudo_key = options.pseudonym_key.encode("utf-8")
-        else:
-            pseudo_key = load_or_create_key_file(
-                options.pseudonym_key_file or secrets_dir / "pseudonym.key")
-        if options.transcript_key:
-            aes_key = key_from_hex(options.transcript_key, "transcript_key")
-        else:
-            aes_key = load_or_create_key_file(
-                options.transcript_key_file or secrets_dir / "transcript.key")
+        keys = load_keys(settings)
         spool = Spool(options.spool_dir or state_dir / "spool" / "ledger")
-        ledger = cls(db.create_engine(url, options), options, Pseudonymizer(pseudo_key),
-                     TranscriptCipher(aes_key), spool, url)
+        ledger = cls(db.create_engine(url, options), options, keys.pseudonymizer, keys.cipher,
+                     spool, url)
+        ledger.settings = settings
         try:
             ledger.ensure_schema()
+        except KeyMismatchError:
+            ledger.close()
+            raise
         except SQLAlchemyError as exc:
             if require_database:
                 raise ledger.unavailable(exc) from None
@@ -147,7 +139,11 @@ class Ledger:
         return ledger
 
     def ensure_schema(self) -> None:
-        """Migrate once per process and record which pseudonym key writes here."""
+        """Migrate once per process, and check this process holds the deployment's keys.
+
+        Raises :class:`KeyMismatchError` (nothing written) when the ledger was written with
+        another pseudonym key, or knows none of this process's sealing keys.
+        """
         if self._schema_ready:
             return
         with self._schema_lock:
@@ -155,14 +151,31 @@ class Ledger:
                 return
             db.upgrade(self.engine)
             with self.engine.begin() as conn:
-                known = store.read_meta(conn, PSEUDONYM_KEY_ID)
-                if known is None:
-                    store.write_meta(conn, PSEUDONYM_KEY_ID, self.pseudonymizer.key_id)
-                elif known != self.pseudonymizer.key_id:
-                    log.error("pseudonym key %s differs from the key %s this ledger was "
-                              "written with: a caller's calls will not be linked across the "
-                              "change", self.pseudonymizer.key_id, known)
+                self._check_keys(conn)
             self._schema_ready = True
+
+    def _check_keys(self, conn: Connection) -> None:
+        fingerprint = self.pseudonymizer.key_id
+        known = store.read_meta(conn, PSEUDONYM_KEY_ID)
+        if known is None:
+            store.write_meta(conn, PSEUDONYM_KEY_ID, fingerprint)
+        elif known != fingerprint:
+            log.error("pseudonym key %s is not the ledger's (%s): refusing to write",
+                      fingerprint, known)
+            raise KeyMismatchError(mismatch_message(fingerprint, known, self.settings))
+        ring = self.cipher.key_ids
+        stored = store.read_meta(conn, SEALING_KEY_IDS)
+        if stored is None:
+            store.write_meta(conn, SEALING_KEY_IDS, ",".join(ring))
+            return
+        known_ids = stored.split(",")
+        if not set(ring) & set(known_ids):
+            log.error("sealing keys %s unknown to the ledger (%s): refusing to write",
+                      ring, known_ids)
+            raise KeyMismatchError(sealing_mismatch_message(ring, known_ids, self.settings))
+        added = [key_id for key_id in ring if key_id not in known_ids]
+        if added:  # a rotation on this host: the ledger learns the new key ids
+            store.update_meta(conn, SEALING_KEY_IDS, ",".join(known_ids + added))
 
     def pseudonym_key_matches(self) -> bool:
         with self.engine.connect() as conn:
@@ -227,6 +240,12 @@ class Ledger:
             self.ensure_schema()
             with self.engine.begin() as conn:
                 outcome = store.insert_rows(conn, [(row, extras)], "api", store.now_ms())
+        except KeyMismatchError:
+            # Not this ledger's keys: kept in the spool (marked with this key's fingerprint,
+            # so that a replay under the deployment's keys sets it aside instead of linking).
+            log.error("call %s not written: this process's ledger keys are not the "
+                      "deployment's (see voicebot keys fingerprint); spooled", row.call_id)
+            return self._spool_event(row, extras, None)
         except Exception as exc:  # noqa: BLE001 - whatever failed, the event must survive
             if not isinstance(exc, SQLAlchemyError):
                 log.exception("call %s: unexpected ledger failure, spooling", row.call_id)
@@ -251,7 +270,7 @@ class Ledger:
         """``exc`` is None when the database failed moments ago and was not tried again."""
         why = type(exc).__name__ if exc else "down moments ago, not retried yet"
         try:
-            self.spool.append(_event(row, extras))
+            self.spool.append(_event(row, extras, self.pseudonymizer.key_id))
         except OSError as disk_error:
             log.critical("call %s LOST: database (%s) and spool (%s) both failed",
                          row.call_id, why, disk_error)
@@ -305,6 +324,12 @@ class Ledger:
     def _replay_file(self, path: Path) -> dict[str, int]:
         pairs: list[tuple[Row, store.Extras]] = []
         for event in self.spool.read(path):
+            key_id = event.get("pseudonym_key_id")
+            if key_id is not None and key_id != self.pseudonymizer.key_id:
+                log.error("spooled call %s was pseudonymised with another key (%s); set aside "
+                          "in %s", event.get("call_id"), key_id, WRONG_KEY)
+                self.spool.set_aside(WRONG_KEY, event, "pseudonymised with another key")
+                continue
             try:
                 pairs.append(_from_event(event))
             except (KeyError, TypeError, ValueError) as exc:
@@ -354,18 +379,21 @@ class Ledger:
         return row, store.Extras(sealed, recording)
 
     def _caller_key(self, raw: str | None) -> str | None:
-        """Pseudonym of the caller; a caller id that is no phone number (a SIP user name in
-        tests) is pseudonymised verbatim so the same line still links its calls."""
-        try:
-            return self.pseudonymizer.caller_key(raw)
-        except InvalidNumberError:
-            log.debug("caller id is not a phone number; pseudonymised verbatim")
-            assert raw is not None
-            return self.pseudonymizer.pseudonym("other:" + raw.strip().lower())
+        """Pseudonym of the caller's number; None when withheld or not a telephone number
+        (a SIP user, a trunk name): ``ledger/caller_id.py``, the rule the SIP adapter and
+        the CSV import follow too."""
+        caller = decide_caller(raw)
+        if caller.e164 is None:
+            if caller.why is not Why.WITHHELD:
+                log.debug("caller id withheld: %s", caller.why.value)
+            return None
+        return self.pseudonymizer.pseudonym(caller.e164)
 
 
-def _event(row: Row, extras: store.Extras) -> dict[str, Any]:
+def _event(row: Row, extras: store.Extras, key_id: str | None = None) -> dict[str, Any]:
     event: dict[str, Any] = {"kind": "row", **row.as_values("spool", store.now_ms())}
+    if key_id is not None:
+        event["pseudonym_key_id"] = key_id
     event["transcript"] = extras.transcript.to_text() if extras.transcript else None
     event["recording_path"] = extras.recording_path
     return event

@@ -88,14 +88,36 @@ class Sealed:
         return cls(key_id, base64.b64decode(nonce), base64.b64decode(ciphertext))
 
 
-class TranscriptCipher:
-    """AES-256-GCM bound to the call id: a ciphertext moved to another call fails to open."""
+def key_id_of(key: bytes) -> str:
+    """Names a sealing key without revealing it; stored beside everything it sealed."""
+    return hashlib.sha256(b"allo-caf transcript key id" + key).hexdigest()[:16]
 
-    def __init__(self, key: bytes):
-        if len(key) != KEY_BYTES:
-            raise ValueError("AES-256 needs a 32-byte key")
-        self._aead = AESGCM(key)
-        self.key_id = hashlib.sha256(b"allo-caf transcript key id" + key).hexdigest()[:16]
+
+class TranscriptCipher:
+    """AES-256-GCM bound to the call id: a ciphertext moved to another call fails to open.
+
+    A key ring: it seals with its newest key and opens with whichever key the sealed data
+    names (``key_id``), so transcripts and recordings sealed before a rotation
+    (``voicebot keys rotate``) stay readable.
+    """
+
+    def __init__(self, key: bytes, *older: bytes):
+        keys = [*older, key]
+        if any(len(k) != KEY_BYTES for k in keys):
+            raise ValueError("AES-256 needs 32-byte keys")
+        self._aeads = {key_id_of(k): AESGCM(k) for k in keys}
+        self.key_id = key_id_of(key)
+        """The key that seals now (the newest)."""
+
+    @classmethod
+    def ring(cls, keys: list[bytes]) -> TranscriptCipher:
+        """Oldest first, the last one seals."""
+        return cls(keys[-1], *keys[:-1])
+
+    @property
+    def key_ids(self) -> list[str]:
+        """Every key id this ring opens, oldest first."""
+        return list(self._aeads)
 
     def seal(self, call_id: str, text: str) -> Sealed:
         return self.seal_bytes(call_id, text.encode("utf-8"))
@@ -106,16 +128,19 @@ class TranscriptCipher:
     def seal_bytes(self, call_id: str, data: bytes) -> Sealed:
         """Any of the call's personal data (a transcript, a recording), bound to the call."""
         nonce = secrets.token_bytes(NONCE_BYTES)
-        return Sealed(self.key_id, nonce, self._aead.encrypt(nonce, data, call_id.encode("utf-8")))
+        aead = self._aeads[self.key_id]
+        return Sealed(self.key_id, nonce, aead.encrypt(nonce, data, call_id.encode("utf-8")))
 
     def open_bytes(self, call_id: str, sealed: Sealed, what: str = "Donnée") -> bytes:
-        if sealed.key_id != self.key_id:
+        aead = self._aeads.get(sealed.key_id)
+        if aead is None:
             raise SettingsError(
-                f"{what} de l'appel {call_id} chiffrée avec une autre clé "
-                f"({sealed.key_id}) que la clé configurée ({self.key_id})."
+                f"{what} de l'appel {call_id} chiffrée avec la clé {sealed.key_id}, absente "
+                f"du trousseau configuré ({', '.join(self._aeads)}) : installez les clés de "
+                "scellement de ce déploiement (voicebot keys fingerprint)."
             )
         try:
-            return self._aead.decrypt(sealed.nonce, sealed.ciphertext, call_id.encode("utf-8"))
+            return aead.decrypt(sealed.nonce, sealed.ciphertext, call_id.encode("utf-8"))
         except InvalidTag:
             raise SettingsError(
                 f"{what} de l'appel {call_id} altérée : le contrôle d'intégrité a échoué."

@@ -24,8 +24,10 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.errors import VoicebotError
 from ledger import store
+from ledger.caller_id import Why, decide_caller
 from ledger.gc_pause import collector_paused
 from ledger.pseudonym import (
+    PSEUDONYM_PREFIX,
     InvalidNumberError,
     Pseudonymizer,
     format_pseudonym,
@@ -54,7 +56,6 @@ _INSTANT = re.compile(
     r"(Z|z|[+-]\d{2}(?::?\d{2})?)?\Z"
 )
 _SECONDS = re.compile(r"(\d+)(?:\.(\d+))?\Z")
-_WITHHELD_CSV = ("", "anonymous")
 
 
 @dataclass(frozen=True)
@@ -266,14 +267,18 @@ class _RowParser:
                    listened_ms, handoff_value), problems
 
     def _caller_key(self, caller: str) -> str | None:
-        if caller.strip().lower() in _WITHHELD_CSV:
-            key = None
-        else:
-            key = parse_pseudonym(caller)
-            if key is None:
-                if caller.startswith("pseudo:"):
-                    raise InvalidNumberError("malformed pseudonym")
-                key = self.pseudonymizer.caller_key(caller)
+        """A pseudonym as exported, else the rule of live calls (``ledger/caller_id.py``):
+        a telephone number is pseudonymised, anything else is withheld. Digits that make
+        no number are refused here: a person typed them and can correct them."""
+        key = parse_pseudonym(caller)
+        if key is None:
+            if caller.startswith(PSEUDONYM_PREFIX):
+                raise InvalidNumberError("malformed pseudonym")
+            identity = decide_caller(caller)
+            if identity.why is Why.MALFORMED_NUMBER:
+                raise InvalidNumberError("malformed number")
+            if identity.e164 is not None:
+                key = self.pseudonymizer.pseudonym(identity.e164)
                 self.raw_numbers += 1
         self._keys[caller] = key
         return key
@@ -334,18 +339,13 @@ def import_csv(ledger: Ledger, path: Path) -> ImportResult:
 
 
 def _import(ledger: Ledger, path: Path) -> ImportResult:
-    rows, errors, raw_numbers = read_csv(path, ledger.pseudonymizer)
+    rows, errors, _raw_numbers = read_csv(path, ledger.pseudonymizer)
     if errors:
         raise CsvInvalidError(path, errors)
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     lines = {row.call_id: line for line, row in rows}
     try:
-        ledger.ensure_schema()
-        if raw_numbers and not ledger.pseudonym_key_matches():
-            raise VoicebotError(
-                f"{path} : la clé de pseudonymisation configurée n'est pas celle avec laquelle "
-                "ce registre a été écrit ; les appels d'un même numéro ne seraient plus reliés. "
-                "Configurez la clé d'origine (ledger.pseudonym_key ou pseudonym_key_file).")
+        ledger.ensure_schema()  # refuses (KeyMismatchError) a process with other keys
         with ledger.engine.begin() as conn:
             outcome = store.insert_rows(conn, [(row, store.NO_EXTRAS) for _, row in rows],
                                         "import", store.now_ms(), dry_run_on_conflict=True)

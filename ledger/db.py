@@ -102,6 +102,16 @@ def upgrade(engine: Engine) -> None:
         command.upgrade(config, "head")
 
 
+def head_revision() -> str:
+    """The newest migration's revision: what ``upgrade`` brings a database to."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return ScriptDirectory.from_config(config).get_current_head()
+
+
 def current_revision(engine: Engine) -> str | None:
     from alembic.runtime.migration import MigrationContext
 

@@ -18,13 +18,21 @@ class LedgerOptions:
     must share it, or a caller's calls on one day stop being linked (rule 3)."""
     pseudonym_key_file: Path | None = None
     """Where the pseudonym secret is read, created on first use (64 hex characters, mode
-    0600). Empty: ``<state_dir>/secrets/pseudonym.key``."""
+    0600). Empty: ``pseudonym.key`` in ``keys_dir``."""
+    keys_dir: Path | None = None
+    """Directory of the deployment's key files (``pseudonym.key``, ``transcript.key``).
+    Empty: ``<state_dir>/secrets``. Put it outside the state directory (e.g.
+    ``/etc/allo-caf/keys``) so that backups of ``var/`` hold no key. Env:
+    ``VOICEBOT_LEDGER_KEYS_DIR``."""
 
     transcript_key: str = ""
-    """AES-256-GCM key of stored transcripts, 64 hex characters. Empty: the key file below."""
+    """AES-256-GCM sealing keys of transcripts and recordings, 64 hex characters each,
+    separated by commas, oldest first: the last one seals, all of them open. Empty: the
+    key file below."""
     transcript_key_file: Path | None = None
-    """Created on first use like the pseudonym key.
-    Empty: ``<state_dir>/secrets/transcript.key``."""
+    """The sealing key ring, one key per line (the last one seals), created on first use
+    like the pseudonym key; ``voicebot keys rotate`` appends to it.
+    Empty: ``transcript.key`` in ``keys_dir``."""
     store_transcripts: bool = True
     """Keep the call's transcript (encrypted) until the retention purge; false drops it."""
 

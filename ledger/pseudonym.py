@@ -104,4 +104,5 @@ def parse_pseudonym(text: str) -> str | None:
 
 
 def format_pseudonym(caller_key: str | None) -> str:
-    return "anonymous" if caller_key is None else PSEUDONYM_PREFIX + caller_key
+    """The CSV's ``caller``: the pseudonym, or empty when the caller was withheld."""
+    return "" if caller_key is None else PSEUDONYM_PREFIX + caller_key

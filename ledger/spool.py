@@ -30,6 +30,8 @@ PENDING_GLOB = "pending-*.jsonl"
 DAMAGED = "damaged.jsonl"
 CONFLICTS = "conflicts.jsonl"
 REJECTED = "rejected.jsonl"
+WRONG_KEY = "wrong-key.jsonl"
+"""Events pseudonymised under another deployment's key: never linked, for a person."""
 FORMAT_VERSION = 1
 
 

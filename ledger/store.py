@@ -222,6 +222,10 @@ def write_meta(conn: Connection, name: str, value: str) -> None:
     conn.execute(meta.insert().values(name=name, value=value))
 
 
+def update_meta(conn: Connection, name: str, value: str) -> None:
+    conn.execute(meta.update().where(meta.c.name == name).values(value=value))
+
+
 def now_ms() -> int:
     """Wall-clock epoch milliseconds, for ``recorded_at`` and the journal (never the rule)."""
     return time.time_ns() // 1_000_000

@@ -256,6 +256,13 @@ route[DISPATCH] {
 	# A preloaded Route (to us) is consumed; one to elsewhere is not honoured: INVITEs only
 	# ever go to our destinations, so this is no open relay.
 	remove_hf("Route");
+#!ifdef ALLOCAF_EDGE
+	# The worker only sees us: tell it who handed us the INVITE, so that it believes
+	# P-Asserted-Identity from trusted peers only (telephony.trusted_peers). A copy of the
+	# header written outside is never passed on.
+	remove_hf("X-Allo-Source");
+	append_hf("X-Allo-Source: $si\r\n");
+#!endif
 #!ifdef ALLOCAF_RESCUE
 	if (is_present_hf("{header}")) {
 		# A front balancer's last resort: our workers may have refused this very INVITE

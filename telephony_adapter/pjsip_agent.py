@@ -25,7 +25,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -33,9 +33,11 @@ import pjsua2 as pj
 
 from bot.audio import ASR_RATE, LINE_RATE
 from bot.errors import VoicebotError
+from ledger.caller_id import Network, parse_trusted_peers
 from telephony_adapter.media import FrameBatcher, LinePort
 from telephony_adapter.options import TelephonyOptions
 from telephony_adapter.sip import CallLeg, TransferOutcome, TransferResult, transfer_outcome
+from telephony_adapter.sip_identity import caller_from_invite
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,10 +61,14 @@ class Invite:
 
     called: str
     last_resort: bool
+    caller: str = ""
+    """The caller's E.164 number, "" when withheld (``sip_identity``, ``ledger.caller_id``)."""
 
     @classmethod
-    def parse(cls, message: str) -> Invite:
-        """Never raises: a header it cannot read counts as absent."""
+    def parse(cls, message: str, peer: str | None = None,
+              trusted_peers: Sequence[Network] = ()) -> Invite:
+        """Never raises: a header it cannot read counts as absent. ``peer``: the address
+        the INVITE came from (``rdata.srcAddress``), for ``telephony.trusted_peers``."""
         head = message.split("\r\n\r\n", 1)[0].splitlines()
         called = ""
         if head:
@@ -70,7 +76,7 @@ class Invite:
             called = user.group(1) if user else ""
         last_resort = any(line.split(":", 1)[0].strip().lower() == LAST_RESORT_HEADER
                           for line in head[1:])
-        return cls(called, last_resort)
+        return cls(called, last_resort, caller_from_invite(message, peer, trusted_peers))
 
 
 Admission = Callable[[Invite, int], int]
@@ -90,6 +96,8 @@ class PjsipAgent:
         on_leg_ended: Callable[[CallLeg], None],
     ):
         self.options = options
+        self.trusted_peers = parse_trusted_peers(options.trusted_peers)
+        """Peers whose P-Asserted-Identity is believed (``telephony.trusted_peers``)."""
         self.draining = False
         """Set from the loop: new calls get 503 from then on."""
         self.admit: Admission | None = None
@@ -291,7 +299,7 @@ class PjsipAgent:
             call.reject(503)
             return
         message = prm.rdata.wholeMsg
-        invite = Invite.parse(message)
+        invite = Invite.parse(message, prm.rdata.srcAddress, self.trusted_peers)
         if self.admit is not None:
             status = self.admit(invite, self._live_legs)
         elif self._live_legs >= self.options.max_calls + self.options.sip_extra_calls:
@@ -303,7 +311,7 @@ class PjsipAgent:
             return
         info = call.getInfo()
         leg = CallLeg(
-            self, call.token, info.callIdString, caller_from_invite(message),
+            self, call.token, info.callIdString, invite.caller,
             over_capacity=self._live_legs >= self.options.max_calls,
             loop=self._loop, audio_in_max_frames=self.options.audio_in_max_frames,
             called=invite.called, last_resort=invite.last_resort,
@@ -775,27 +783,6 @@ def _pj_reason(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-# --- Caller identity from the INVITE that PJSIP already parsed ------------------------------
+# --- The called number, from the request line ------------------------------------------
 
-_HEADER = re.compile(r"^(p-asserted-identity|from|f)\s*:\s*(.*)$", re.IGNORECASE)
 _URI_USER = re.compile(r"(?:sips?|tel):([^@;>\s]+)", re.IGNORECASE)
-
-
-def caller_from_invite(message: str) -> str:
-    """The caller's number or user: P-Asserted-Identity (set by the operator's network) if
-    present, else From. ``anonymous`` or empty when withheld. Never raises."""
-    try:
-        found: dict[str, str] = {}
-        for line in message.split("\r\n\r\n", 1)[0].splitlines()[1:]:
-            match = _HEADER.match(line)
-            if match:
-                name = "from" if match.group(1).lower() == "f" else match.group(1).lower()
-                found.setdefault(name, match.group(2))
-        for name in ("p-asserted-identity", "from"):
-            if name in found:
-                user = _URI_USER.search(found[name])
-                if user:
-                    return user.group(1)
-        return ""
-    except Exception:
-        return ""

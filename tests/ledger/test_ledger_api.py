@@ -99,13 +99,19 @@ def test_async_wrapper_does_not_block_the_event_loop(sqlite_ledger):
     assert len(stored(sqlite_ledger)) == 20
 
 
-def test_caller_id_that_is_not_a_number_still_links_its_calls(sqlite_ledger):
-    sqlite_ledger.record_interaction(interaction("c1", caller="sip:alice@192.0.2.1"))
+@pytest.mark.parametrize("identity", ["sip:ivr@sbc.example", "trunk-orange", "alice",
+                                      "sip:Alice@192.0.2.1", "1234"])
+def test_caller_id_that_is_not_a_number_is_withheld_never_linked(sqlite_ledger, identity):
+    """A trunk that sends the same user for every caller must not void their calls."""
+    sqlite_ledger.record_interaction(interaction("c1", caller=identity))
     sqlite_ledger.record_advisor_contact(AdvisorContact(
-        call_id="a1", caller_number="sip:Alice@192.0.2.1", started_at=paris("2024-03-01 11:00"),
+        call_id="a1", caller_number=identity, started_at=paris("2024-03-01 11:00"),
         ended_at=paris("2024-03-01 11:01")))
     assert render_sc32(judge_month(sqlite_ledger, Month(2024, 3)), "csv").splitlines()[1] == \
-        "2024-03-01,1,0,0.000,0.0000"
+        "2024-03-01,1,1,60.000,0.0167"
+    with sqlite_ledger.engine.connect() as conn:
+        keys = set(conn.execute(sa.select(interactions.c.caller_key)).scalars())
+    assert keys == {None}
 
 
 def test_interaction_repr_hides_number_and_transcript():
@@ -193,21 +199,17 @@ def test_bad_transcript_key_is_a_french_settings_error(state_dir):
         Ledger.open(ledger_settings_for(state_dir, transcript_key="1234"))
 
 
-def test_import_with_raw_numbers_refuses_another_pseudonym_key(state_dir, tmp_path):
-    from ledger_builders import DATA, ledger_settings_for
+def test_another_pseudonym_key_refuses_to_open_the_ledger(state_dir, tmp_path):
+    from ledger_builders import ledger_settings_for
 
-    from bot.errors import VoicebotError
+    from ledger.keys import KeyMismatchError
 
     url = f"sqlite:///{tmp_path / 'shared.sqlite'}"
     first = Ledger.open(ledger_settings_for(state_dir, pseudonym_key="a" * 32), url)
     first.record_interaction(interaction("c1"))
     first.close()
-    other = Ledger.open(ledger_settings_for(state_dir, pseudonym_key="b" * 32), url)
-    try:
-        with pytest.raises(VoicebotError, match="la clé de pseudonymisation configurée"):
-            import_csv(other, DATA / "march_2024.csv")
-    finally:
-        other.close()
+    with pytest.raises(KeyMismatchError, match="n'est pas celle du registre"):
+        Ledger.open(ledger_settings_for(state_dir, pseudonym_key="b" * 32), url)
 
 
 # --- privacy: no raw number in the database files, the spool or the logs -------------------------

@@ -115,7 +115,9 @@ def test_orders_set_and_list(run):
 
 
 def test_purge_replay_migrate_and_transcript(run):
-    assert run("ledger", "migrate") == (0, "Schéma à jour (révision 0001).\n", "")
+    from ledger.db import head_revision
+
+    assert run("ledger", "migrate") == (0, f"Schéma à jour (révision {head_revision()}).\n", "")
     assert run("ledger", "replay-spool")[1] == \
         "0 événement(s) en attente : 0 ajouté(s), 0 déjà présent(s), 0 en conflit.\n"
     code, out, _ = run("ledger", "purge", "--dry-run")

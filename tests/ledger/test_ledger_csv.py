@@ -288,8 +288,8 @@ def test_export_of_a_month_uses_paris_days(sqlite_ledger):
     assert [line.split(",")[0] for line in april[1:]] == ["h1"]
     assert len(march) == 1 + 18
     g1 = next(line for line in march if line.startswith("g1,"))
-    assert g1 == ("g1,bot,anonymous,2024-03-31T01:59:30.000+01:00,2024-03-31T03:00:30.000+02:00,"
+    assert g1 == ("g1,bot,,2024-03-31T01:59:30.000+01:00,2024-03-31T03:00:30.000+02:00,"
                   "date_paiement,10.000,9.000,false")
     c2 = next(line for line in march if line.startswith("c2,"))
-    assert c2 == ("c2,advisor,anonymous,2024-03-01T14:00:00.000+01:00,"
+    assert c2 == ("c2,advisor,,2024-03-01T14:00:00.000+01:00,"
                   "2024-03-01T14:10:00.000+01:00,,0.000,0.000,false")

@@ -20,21 +20,13 @@ def test_migrated_schema_matches_the_code(any_ledger):
 def test_upgrade_is_idempotent_and_versioned(any_ledger):
     db.upgrade(any_ledger.engine)
     db.upgrade(any_ledger.engine)
-    assert db.current_revision(any_ledger.engine) == _head()
+    assert db.current_revision(any_ledger.engine) == db.head_revision()
     tables = set(sa.inspect(any_ledger.engine).get_table_names())
     assert tables >= {"ledger_alembic_version", "ledger_interactions", "ledger_transcripts",
                       "ledger_recordings", "ledger_orders", "ledger_journal", "ledger_meta",
                       "ledger_closed_months"}
     assert tables - {"ledger_alembic_version"} == set(metadata.tables)
 
-
-def _head() -> str:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
-
-    config = Config()
-    config.set_main_option("script_location", str(db.MIGRATIONS_DIR))
-    return ScriptDirectory.from_config(config).get_current_head()
 
 
 def test_sqlite_ledger_uses_wal(sqlite_ledger):

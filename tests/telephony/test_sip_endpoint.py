@@ -9,7 +9,7 @@ import pytest
 from audio_match import match
 from test_sip_calls import SAME_AUDIO, RecordingHandler
 
-from telephony_adapter.pjsip_agent import SipStartError, caller_from_invite
+from telephony_adapter.pjsip_agent import SipStartError
 from telephony_adapter.sip import CallLeg, SipEndpoint
 
 
@@ -122,23 +122,6 @@ def test_port_already_taken_is_reported_in_french(world):
             world.run(endpoint.start())
     assert str(caught.value).startswith(f"Impossible d'ouvrir SIP/UDP sur 127.0.0.1:{port} (")
     assert str(caught.value).endswith(") ; port déjà pris ?")
-
-
-@pytest.mark.parametrize(
-    ("headers", "caller"),
-    [
-        (["From: \"Mme Martin\" <sip:+33612345678@sbc.example;user=phone>;tag=a"], "+33612345678"),
-        (["f: <sip:0612345678@10.0.0.1>;tag=a"], "0612345678"),
-        (["From: sip:0145678900@pbx.example;tag=a"], "0145678900"),
-        (["From: <sip:ivr@sbc.example>;tag=a", "P-Asserted-Identity: <tel:+33145678900>"],
-         "+33145678900"),
-        (["From: \"Anonymous\" <sip:anonymous@anonymous.invalid>;tag=a"], "anonymous"),
-        (["From: <>;tag=a"], ""),
-    ],
-)
-def test_caller_comes_from_p_asserted_identity_else_from(headers, caller):
-    invite = "\r\n".join(["INVITE sip:3230@127.0.0.1 SIP/2.0", *headers, "Call-ID: x", "", "v=0"])
-    assert caller_from_invite(invite) == caller
 
 
 def test_unknown_transfer_fallback_is_reported_in_french(world):
