@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "bot.cli.conversation",
     "bot.cli.voice",
     "bot.cli.ledger",
+    "bot.cli.keys",
     "bot.cli.serve",
     "bot.cli.balancer",
     "bot.cli.engine",
