@@ -53,9 +53,9 @@ def parse_range(header: str | None, size: int) -> ByteRange | None:
             raise Unsatisfiable
         return ByteRange(max(0, size - suffix), size - 1)
     start = int(first)
+    if start >= size:
+        raise Unsatisfiable
     end = int(last) if last else size - 1
     if end < start:
         return None  # invalid: ignored, the whole body is served
-    if start >= size:
-        raise Unsatisfiable
     return ByteRange(start, min(end, size - 1))
