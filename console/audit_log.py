@@ -227,7 +227,7 @@ class AuditLog:
             self._append(conn, "voicebot", SYSTEM_ROLE, "purge_journal",
                          f"{count} entrée(s) antérieure(s) au {cutoff.isoformat()} supprimée(s) ; "
                          f"point de reprise : entrée n° {last_old.seq}, empreinte "
-                         f"{last_old.hash}", "local")
+                         f"{last_old.hash}", "local", "ok")
         log.info("access log: %d entries before %s purged (checkpoint %d)", count, cutoff,
                  last_old.seq)
         return int(count)
