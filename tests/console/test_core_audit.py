@@ -12,7 +12,6 @@ import uuid
 from datetime import date, datetime, timedelta
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from throwaway_pg import PostgresMissingError, ThrowawayPostgres
 
