@@ -9,11 +9,12 @@ malformed number is still personal data.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -182,6 +183,76 @@ def format_instant(epoch_ms: int, tz: ZoneInfo) -> str:
             f"{sign}{minutes // 60:02d}:{minutes % 60:02d}")
 
 
+# --- decoding, whole-file problems ----------------------------------------------------------
+MAX_FIELD_CHARS = 1024
+"""Longer fields are refused (the longest legitimate one, a call id, has 255 characters)."""
+_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"),
+         (codecs.BOM_UTF16_BE, "utf-16"))
+
+
+class CsvUnreadableError(CsvInvalidError):
+    """The file cannot be read as CSV text at all: one line, with where."""
+
+    def __init__(self, file: Path, line: int, message: str):
+        self.file = file
+        self.errors = [CsvRowError(line, message)]
+        VoicebotError.__init__(self, f"{file}, ligne {line} : {message} ; rien n'a été importé.")
+
+
+def decode_csv(path: Path, data: bytes) -> str:
+    """UTF-8 (with or without BOM), or UTF-16/32 with their BOM; anything else is refused.
+
+    Latin-1 and Windows-1252 are not guessed: a wrong guess would store wrong call ids and
+    motifs silently, so the file is refused with the line of the first foreign byte.
+    """
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            try:
+                return data.decode(codec)
+            except UnicodeDecodeError as exc:
+                line = data[:exc.start].decode(codec, "replace").count("\n") + 1
+                raise CsvUnreadableError(path, line, f"fichier {codec.upper()} abîmé "
+                                         "(caractère illisible)") from None
+    if len(data) >= 4 and data.count(b"\x00", 0, 200) * 3 >= min(len(data), 200):
+        raise CsvUnreadableError(path, 1, "fichier en UTF-16 sans BOM : enregistrez-le en "
+                                 "« CSV UTF-8 »")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        byte = data[exc.start]
+        guess = " : probablement Latin-1 ou Windows-1252" if byte >= 0xA0 or byte in (
+            0x80, 0x92, 0x96, 0x9C) else ""
+        raise CsvUnreadableError(
+            path, line, f"le fichier n'est pas en UTF-8 (octet 0x{byte:02X}{guess}) ; "
+            "enregistrez-le en « CSV UTF-8 »") from None
+
+
+def _records(path: Path, reader) -> Iterator[tuple[int, list[str]]]:  # noqa: ANN001
+    """(first line of the record, fields); a malformed file becomes a French error."""
+    line = 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problem = str(exc)
+            if "field larger than field limit" in problem:
+                message = (f"champ de plus de {csv.field_size_limit() // 1024} Kio : "
+                           "guillemet non refermé, ou fichier qui n'est pas ce CSV")
+            else:
+                message = "ligne CSV illisible (guillemets mal placés ?)"
+            raise CsvUnreadableError(path, reader.line_num or line, message) from None
+        yield line, fields
+        line = reader.line_num + 1
+
+
+def _shorten(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 # --- reading -----------------------------------------------------------------------------
 _CHANNELS = {"bot": Channel.BOT, "advisor": Channel.ADVISOR}
 _HANDOFF = {"true": True, "false": False}
@@ -206,6 +277,7 @@ class _RowParser:
 
     def parse(self, fields: list[str]) -> tuple[Row | None, list[str]]:
         call_id, channel_text, caller, started, ended, motif, message, listened, handoff = fields
+        call_id = restore_cell(call_id)
         problems: list[str] = []
         if not (call_id and len(call_id) <= MAX_CALL_ID and call_id.isprintable()
                 and call_id == call_id.strip()):
@@ -291,32 +363,38 @@ def read_csv(path: Path, pseudonymizer: Pseudonymizer) -> tuple[list[tuple[int, 
         data = path.read_bytes()
     except OSError as exc:
         raise VoicebotError(f"{path} : lecture impossible ({exc.strerror}).") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise CsvInvalidError(path, [CsvRowError(
-            line, "le fichier n'est pas en UTF-8 (enregistrez-le en « CSV UTF-8 »)")]) from None
-    reader = csv.reader(io.StringIO(text, newline=""))
+    text = decode_csv(path, data)
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise CsvUnreadableError(path, text.count("\n", 0, nul) + 1,
+                                 "octet NUL (0x00) : ce n'est pas un fichier CSV texte "
+                                 "(fichier binaire, ou copie abîmée)")
+    reader = _records(path, csv.reader(io.StringIO(text, newline="")))
     errors: list[CsvRowError] = []
     rows: list[tuple[int, Row]] = []
-    header = next(reader, None)
-    if header is None:
+    first = next(reader, None)
+    if first is None:
         raise CsvInvalidError(path, [CsvRowError(1, f"fichier vide ; en-tête attendu : {HEADER}")])
+    header = first[1]
     if tuple(header) != COLUMNS:
-        hint = " (séparateur attendu : la virgule)" if ";" in ",".join(header) else ""
+        found = _shorten(",".join(header))
+        hint = " (séparateur attendu : la virgule)" if ";" in found or "\t" in found else ""
         raise CsvInvalidError(path, [CsvRowError(
-            1, f"en-tête attendu « {HEADER} », trouvé « {','.join(header)} »{hint}")])
+            1, f"en-tête attendu « {HEADER} », trouvé « {found} »{hint}")])
     parser = _RowParser(pseudonymizer)
     seen: dict[str, tuple[int, Row]] = {}
-    line = reader.line_num + 1
-    for fields in reader:
-        start, line = line, reader.line_num + 1
+    for start, fields in reader:
         if not fields or fields == [""]:
             continue
         if len(fields) != len(COLUMNS):
             errors.append(CsvRowError(start, f"{len(fields)} colonne(s) au lieu de "
                                              f"{len(COLUMNS)} ({HEADER})"))
+            continue
+        too_long = [(name, len(value)) for name, value in zip(COLUMNS, fields, strict=True)
+                    if len(value) > MAX_FIELD_CHARS]
+        if too_long:
+            errors.extend(CsvRowError(start, f"{name} de {size} caractères : au plus "
+                                             f"{MAX_FIELD_CHARS}") for name, size in too_long)
             continue
         row, problems = parser.parse(fields)
         errors.extend(CsvRowError(start, p) for p in problems)
@@ -373,6 +451,25 @@ def _conflict_message(new: Row, old: Row) -> str:
 
 
 # --- writing -----------------------------------------------------------------------------
+FORMULA_STARTS = ("=", "+", "-", "@")
+"""A spreadsheet runs a cell starting with one of these as a formula (CSV injection)."""
+
+
+def neutralise_cell(text: str) -> str:
+    """``=cmd|…`` is written ``'=cmd|…``: spreadsheets show it as text and run nothing.
+
+    A cell starting with the quote itself gets one more, so that :func:`restore_cell`
+    gives back exactly what was stored (an export re-imports to the same rows).
+    """
+    return "'" + text if text.startswith((*FORMULA_STARTS, "'")) else text
+
+
+def restore_cell(text: str) -> str:
+    """The import's inverse of :func:`neutralise_cell`."""
+    return text[1:] if text.startswith("'") and text[1:].startswith((*FORMULA_STARTS, "'")) \
+        else text
+
+
 def write_csv(rows: Iterable[Row], out: TextIO, tz: ZoneInfo) -> int:
     """The export: the import's format, pseudonyms instead of numbers, Paris local times."""
     writer = csv.writer(out, lineterminator="\n")
@@ -380,7 +477,7 @@ def write_csv(rows: Iterable[Row], out: TextIO, tz: ZoneInfo) -> int:
     count = 0
     for row in rows:
         writer.writerow((
-            row.call_id, row.channel.value, format_pseudonym(row.caller_key),
+            neutralise_cell(row.call_id), row.channel.value, format_pseudonym(row.caller_key),
             format_instant(row.started_at_ms, tz), format_instant(row.ended_at_ms, tz),
             row.motif, format_seconds(row.message_ms), format_seconds(row.listened_ms),
             "true" if row.handoff else "false",

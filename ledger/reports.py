@@ -150,12 +150,12 @@ def render_sc32(judged: JudgedMonth, fmt: str) -> str:
 
 def render_detail(judged: JudgedMonth, tz: ZoneInfo) -> Iterator[tuple[str, ...]]:
     """Per interaction, in time order: the verdict and its reason, for an auditor."""
-    from ledger.csv_io import format_instant
+    from ledger.csv_io import format_instant, neutralise_cell
 
     yield DETAIL_COLUMNS
     for contact, verdict in sorted(judged.judged(),
                                    key=lambda pair: (pair[0].started_at_ms, pair[0].call_id)):
-        yield (contact.call_id, day_to_date(verdict.day).isoformat(),
+        yield (neutralise_cell(contact.call_id), day_to_date(verdict.day).isoformat(),
                format_instant(contact.started_at_ms, tz), format_instant(contact.ended_at_ms, tz),
                format_seconds(contact.ended_at_ms - contact.started_at_ms),
                "true" if verdict.productive else "false", verdict.reason.value)

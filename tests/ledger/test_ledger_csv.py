@@ -196,7 +196,8 @@ def test_not_utf8_is_reported_with_its_line(sqlite_ledger, tmp_path):
     with pytest.raises(CsvInvalidError) as caught:
         import_csv(sqlite_ledger, path)
     assert errors_of(caught) == [
-        "ligne 3 : le fichier n'est pas en UTF-8 (enregistrez-le en « CSV UTF-8 »)"]
+        "ligne 3 : le fichier n'est pas en UTF-8 (octet 0xE9 : probablement Latin-1 ou "
+        "Windows-1252) ; enregistrez-le en « CSV UTF-8 »"]
 
 
 def test_bom_and_crlf_from_spreadsheets_are_accepted(sqlite_ledger, tmp_path):
