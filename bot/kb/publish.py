@@ -43,12 +43,17 @@ class PublishResult:
 
 
 def publish(settings: Settings, force_training: bool = False,
-            render_audio: AudioRenderer | None = None) -> PublishResult:
+            render_audio: AudioRenderer | None = None,
+            checked_kb: KnowledgeBase | None = None) -> PublishResult:
+    """``checked_kb``: the base ``check_kb`` just returned for the files as they now are
+    (the console checks an edit before writing it), so it is not checked twice."""
     start = time.monotonic()
-    checked = check_kb(settings.paths.knowledge_dir)
-    if checked.kb is None:
-        raise KbInvalidError(checked.errors)
-    kb = checked.kb
+    kb = checked_kb
+    if kb is None:
+        checked = check_kb(settings.paths.knowledge_dir)
+        if checked.kb is None:
+            raise KbInvalidError(checked.errors)
+        kb = checked.kb
     training = train_model(settings, kb, force=force_training)
     rendered = render_audio(kb) if render_audio else 0
     snapshot = Snapshot(
