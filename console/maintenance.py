@@ -35,7 +35,7 @@ def daily_job(settings: Settings, engine: Engine, today: date | None = None) -> 
         int(time.time() * 1000) - 86_400_000)
     anchored = (f"ancre n° {anchor.seq} {anchor.hash[:16]}…" if anchor
                 else "ancre du jour déjà écrite ou rien de nouveau")
-    return f"journal des accès : {purged} entrée(s) purgée(s), {anchored}"
+    return f"{purged} entrée(s) purgée(s), {anchored}"
 
 
 async def run_daily(settings: Settings, engine: Engine) -> None:

@@ -99,6 +99,7 @@ def run_console(args: argparse.Namespace, settings: Settings) -> int:
         raise VoicebotError(f"La console ne peut pas écouter sur {host}:{port} (adresse "
                             "occupée ou non autorisée) : voir console.host / console.port "
                             "ou --host / --port.") from None
+    sock.listen(config.backlog)  # connections wait in the backlog until the server accepts
     shown = f"[{host}]" if ":" in host else host
     # Listening from here on: a client may connect as soon as this line is printed.
     print(f"Console : https://{shown}:{port}/ (TLS 1.2 minimum) — Ctrl-C pour arrêter.",

@@ -200,8 +200,10 @@ def page(browser, console_server: ConsoleServer):
 
 
 def browser_login(page, name: str, password: str) -> None:
-    """Fill and send the login form in the browser (does not check the outcome)."""
-    page.goto("/login")
+    """Fill and send the login form in the browser (does not check the outcome); stays on the
+    login page when already there (keeps the page asked for before logging in)."""
+    if "/login" not in page.url:
+        page.goto("/login")
     page.get_by_label("Identifiant").fill(name)
     page.get_by_label("Mot de passe").fill(password)
     page.get_by_role("button", name="Se connecter").click()
