@@ -15,7 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     kb_sub = kb.add_subparsers(dest="kb_command", metavar="ACTION")
     kb_sub.required = True
 
-    check = kb_sub.add_parser("check", help="vérifier toute la base (fichier, ligne, quoi corriger)")
+    check = kb_sub.add_parser("check",
+                              help="vérifier toute la base (fichier, ligne, quoi corriger)")
     check.add_argument("directory", nargs="?", type=Path,
                        help="dossier de la base (défaut : knowledge/)")
     check.add_argument("--json", action="store_true", help="résultat en JSON")
@@ -26,12 +27,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     publish.add_argument("--force", action="store_true", help="réentraîner même sans changement")
     publish.set_defaults(func=run_publish)
 
-    train = sub.add_parser("train", help="entraîner le modèle (rien à faire si la base n'a pas changé)")
+    train = sub.add_parser("train",
+                           help="entraîner le modèle (rien à faire si la base n'a pas changé)")
     train.add_argument("--force", action="store_true", help="réentraîner même sans changement")
     train.set_defaults(func=run_train)
 
 
 def run_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Exit 0 for a valid base; 2 with one French line per error on stderr; with ``--json``,
+    1 and the report on stdout (``"ok": false``)."""
     from bot.kb.check import check_kb
 
     result = check_kb(args.directory or settings.paths.knowledge_dir)
@@ -43,9 +47,9 @@ def run_check(args: argparse.Namespace, settings: Settings) -> int:
     if result.ok:
         print(f"Base valide : {result.entries} fiches, {len(result.motifs)} motifs.")
         return 0
-    print(f"{len(result.errors)} erreur(s) : rien ne sera publié tant qu'elles ne sont pas corrigées.",
-          file=sys.stderr)
-    return 1
+    print(f"{len(result.errors)} erreur(s) : rien ne sera publié tant qu'elles ne sont pas "
+          "corrigées.", file=sys.stderr)
+    return 2  # a person's mistake, as for every command; --json keeps 1 with "ok": false
 
 
 def run_publish(args: argparse.Namespace, settings: Settings) -> int:

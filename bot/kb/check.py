@@ -19,7 +19,7 @@ from bot.errors import KbError
 from bot.kb.messages import MESSAGE_KEYS
 from bot.kb.model import Entry, KnowledgeBase, Motif, MotifKind
 from bot.kb.triggers import TriggerRule, normalise, without_glue
-from bot.kb.yaml_lines import LDict, line_of, load_yaml
+from bot.kb.yaml_lines import LDict, Unreadable, line_of, load_yaml
 
 MOTIFS_FILE = "motifs.yml"
 MESSAGES_FILE = "messages.yml"
@@ -157,7 +157,7 @@ class _Checker:
                                        f"(déjà ligne {self.motif_lines[motif_id]}).")
                 ok = False
                 continue
-            if kind not in {k.value for k in MotifKind}:
+            if not isinstance(kind, str) or kind not in {k.value for k in MotifKind}:
                 self.error(file, line, f"kind « {kind} » invalide pour « {motif_id} » : "
                                        f"choisissez parmi {kinds}.")
                 ok = False
@@ -433,6 +433,8 @@ class _Checker:
                                             "dernière relecture, au format 2026-11-23).")
             return None
         line = item.key_lines["reviewed"]
+        if isinstance(reviewed, Unreadable):
+            return None  # an impossible date, reported by the loader at this line
         if isinstance(reviewed, dt.datetime):
             reviewed = reviewed.date()
         if isinstance(reviewed, str):
