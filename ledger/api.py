@@ -16,6 +16,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.errors import VoicebotError
 from ledger import db, store
 from ledger.caller_id import Why, decide_caller
+from ledger.closing import CLOSED_MONTH, changes_to_closed
 from ledger.crypto import Sealed, TranscriptCipher
 from ledger.keys import KeyMismatchError, load_keys, mismatch_message, sealing_mismatch_message
 from ledger.options import LedgerOptions
@@ -61,6 +63,8 @@ class RecordResult(str, Enum):
     """Invalid (e.g. naive datetimes): set aside in the spool directory, logged."""
     LOST = "lost"
     """Database and spool disk both failed: logged at CRITICAL."""
+    CLOSED_MONTH = "closed_month"
+    """It would change the figures of a closed (billed) month: set aside, logged."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,10 @@ class ReplayResult:
     conflicts: int
     busy: bool = False
     """Another process was replaying; nothing was done here."""
+    closed_month: int = 0
+    """Events set aside because they would change a closed month (see ``reports``)."""
+    reports: tuple[str, ...] = ()
+    """French reports of the closed months those events would have changed."""
 
 
 class LedgerUnavailableError(VoicebotError):
@@ -239,7 +247,9 @@ class Ledger:
         try:
             self.ensure_schema()
             with self.engine.begin() as conn:
-                outcome = store.insert_rows(conn, [(row, extras)], "api", store.now_ms())
+                changes = changes_to_closed(self, conn, [row])
+                if not changes:
+                    outcome = store.insert_rows(conn, [(row, extras)], "api", store.now_ms())
         except KeyMismatchError:
             # Not this ledger's keys: kept in the spool (marked with this key's fingerprint,
             # so that a replay under the deployment's keys sets it aside instead of linking).
@@ -251,6 +261,12 @@ class Ledger:
                 log.exception("call %s: unexpected ledger failure, spooling", row.call_id)
             self._database_down_until = time.monotonic() + self.options.db_retry_ms / 1000
             return self._spool_event(row, extras, exc)
+        if changes:
+            report = "\n".join(change.french() for change in changes)
+            log.error("call %s would change a closed month; set aside in %s:\n%s",
+                      row.call_id, CLOSED_MONTH, report)
+            self._set_aside(CLOSED_MONTH, row, extras, report)
+            return RecordResult.CLOSED_MONTH
         if outcome.conflicts:
             log.error("call %s: another ledger row holds this call id with different fields; "
                       "event set aside in %s", row.call_id, CONFLICTS)
@@ -300,14 +316,16 @@ class Ledger:
 
         Never raises into a call: a database still down leaves the spool as it is.
         """
-        totals = {"events": 0, "inserted": 0, "duplicates": 0, "conflicts": 0}
+        totals = {"events": 0, "inserted": 0, "duplicates": 0, "conflicts": 0,
+                  "closed_month": 0}
+        reports: list[str] = []
         try:
             self.ensure_schema()
             with self.spool.replaying() as files:
                 if files is None:
                     return ReplayResult(0, 0, 0, 0, busy=True)
                 for path in files:
-                    counts = self._replay_file(path)
+                    counts = self._replay_file(path, reports)
                     for name, count in counts.items():
                         totals[name] += count
             self._spool_pending = self.spool.has_pending()
@@ -319,9 +337,9 @@ class Ledger:
         if totals["events"]:
             log.info("spool replayed: %(events)d events, %(inserted)d inserted, "
                      "%(duplicates)d already there, %(conflicts)d conflicts", totals)
-        return ReplayResult(**totals)
+        return ReplayResult(**totals, reports=tuple(reports))
 
-    def _replay_file(self, path: Path) -> dict[str, int]:
+    def _replay_file(self, path: Path, reports: list[str]) -> dict[str, int]:
         pairs: list[tuple[Row, store.Extras]] = []
         for event in self.spool.read(path):
             key_id = event.get("pseudonym_key_id")
@@ -335,12 +353,23 @@ class Ledger:
             except (KeyError, TypeError, ValueError) as exc:
                 self.spool.set_aside(DAMAGED, event, f"unreadable event: {type(exc).__name__}")
         with self.engine.begin() as conn:
-            outcome = store.insert_rows(conn, pairs, "spool", store.now_ms())
+            changes = changes_to_closed(self, conn, [row for row, _ in pairs])
+            refused = {call_id for change in changes for call_id in change.call_ids}
+            kept = [pair for pair in pairs if pair[0].call_id not in refused]
+            outcome = store.insert_rows(conn, kept, "spool", store.now_ms())
             counts = {"events": len(pairs), "inserted": len(outcome.inserted),
                       "duplicates": len(outcome.duplicates),
-                      "conflicts": len(outcome.conflicts)}
+                      "conflicts": len(outcome.conflicts), "closed_month": len(refused)}
             store.write_journal(conn, store.now_ms(), "replay", {"file": path.name, **counts})
         extras = {row.call_id: extra for row, extra in pairs}
+        for change in changes:
+            report = change.french()
+            reports.append(report)
+            log.error("spooled calls would change a closed month; set aside in %s:\n%s",
+                      CLOSED_MONTH, report)
+            for row, extra in pairs:
+                if row.call_id in change.call_ids:
+                    self._set_aside(CLOSED_MONTH, row, extra, report)
         for row, _old in outcome.conflicts:
             log.error("spooled call %s conflicts with a stored row; set aside in %s",
                       row.call_id, CONFLICTS)
@@ -348,6 +377,27 @@ class Ledger:
                             "call_id already stored with other fields")
         self.spool.done(path)
         return counts
+
+    # --- satisfaction (ledger/satisfaction.py) -------------------------------------------
+    def record_satisfaction(self, call_id: str, started_at: datetime,
+                            score: int | None) -> bool:
+        """The satisfaction question was asked in ``call_id`` (after its row was recorded);
+        ``score`` the key pressed, 1 to 5, None when none was. False if not stored."""
+        from ledger.satisfaction import write_satisfaction
+
+        return write_satisfaction(self, call_id, to_epoch_ms(started_at), score)
+
+    async def arecord_satisfaction(self, call_id: str, started_at: datetime,
+                                   score: int | None) -> bool:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self.record_satisfaction, call_id,
+                                          started_at, score)
+
+    def satisfaction(self, call_id: str) -> tuple[bool, int | None]:
+        """(asked, score) of one call, for the console."""
+        from ledger.satisfaction import read_satisfaction
+
+        return read_satisfaction(self, call_id)
 
     # --- transcripts -------------------------------------------------------------------
     def read_transcript(self, call_id: str, reader: str) -> str | None:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from bot.errors import VoicebotError
 from ledger import store
 from ledger.caller_id import Why, decide_caller
+from ledger.closing import ClosedMonthError, changes_to_closed
 from ledger.gc_pause import collector_paused
 from ledger.pseudonym import (
     PSEUDONYM_PREFIX,
@@ -425,6 +426,9 @@ def _import(ledger: Ledger, path: Path) -> ImportResult:
     try:
         ledger.ensure_schema()  # refuses (KeyMismatchError) a process with other keys
         with ledger.engine.begin() as conn:
+            changes = changes_to_closed(ledger, conn, [row for _, row in rows])
+            if changes:
+                raise ClosedMonthError(str(path), changes)
             outcome = store.insert_rows(conn, [(row, store.NO_EXTRAS) for _, row in rows],
                                         "import", store.now_ms(), dry_run_on_conflict=True)
             if outcome.conflicts:

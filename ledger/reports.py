@@ -13,6 +13,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
@@ -116,16 +117,28 @@ def sc32_rows(judged: JudgedMonth) -> list[tuple[str, Tally]]:
     return rows
 
 
-def _sc32_fields(label: str, tally: Tally) -> tuple[str, str, str, str, str]:
+def sc32_hours(rows: list[tuple[str, Tally]]) -> list[Decimal]:
+    """Productive hours of each row, rounded once: a day's exact milliseconds are rounded
+    half up to 4 decimals, and the total is the sum of the days as printed, so the billed
+    total is exactly the sum of its lines. (The total's seconds are exact, the sum of the
+    days' milliseconds; its hours may differ from those seconds / 3600 by the days'
+    roundings, at most 0.00005 h a day.)"""
+    days = [hours(tally.productive_ms) for label, tally in rows if label != TOTAL]
+    return [*days, sum(days, Decimal(0))] if rows and rows[-1][0] == TOTAL else days
+
+
+def _sc32_fields(label: str, tally: Tally, row_hours: Decimal) -> tuple[str, str, str, str, str]:
     return (label, str(tally.interactions), str(tally.productive),
-            format_seconds(tally.productive_ms), format_hours(tally.productive_ms))
+            format_seconds(tally.productive_ms), f"{row_hours:.4f}")
 
 
 def render_sc32(judged: JudgedMonth, fmt: str) -> str:
     rows = sc32_rows(judged)
+    row_hours = sc32_hours(rows)
     if fmt == "csv":
         lines = [",".join(SC32_COLUMNS)]
-        lines += [",".join(_sc32_fields(label, tally)) for label, tally in rows]
+        lines += [",".join(_sc32_fields(label, tally, h))
+                  for (label, tally), h in zip(rows, row_hours, strict=True)]
         return "\n".join(lines) + "\n"
     if fmt == "json":
         body = {
@@ -133,16 +146,16 @@ def render_sc32(judged: JudgedMonth, fmt: str) -> str:
             "rows": [{"date": label, "interactions": tally.interactions,
                       "productive": tally.productive,
                       "productive_seconds": _json_decimal(format_seconds(tally.productive_ms)),
-                      "productive_hours": _json_decimal(format_hours(tally.productive_ms))}
-                     for label, tally in rows],
+                      "productive_hours": _json_decimal(f"{h:.4f}")}
+                     for (label, tally), h in zip(rows, row_hours, strict=True)],
         }
         return json.dumps(body, ensure_ascii=False) + "\n"
     if fmt == "xml":
         root = ET.Element("sc32", month=str(judged.month), timezone=judged.timezone,
                           rule3=judged.rule3)
-        for label, tally in rows:
+        for (label, tally), h in zip(rows, row_hours, strict=True):
             row = ET.SubElement(root, "row")
-            for name, value in zip(SC32_COLUMNS, _sc32_fields(label, tally), strict=True):
+            for name, value in zip(SC32_COLUMNS, _sc32_fields(label, tally, h), strict=True):
                 ET.SubElement(row, name).text = value
         return _xml_text(root)
     raise ValueError(f"unknown format {fmt}")

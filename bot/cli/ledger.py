@@ -86,6 +86,9 @@ def _register_report(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("csv", "xml", "json"), default="csv")
     p.add_argument("--detail", action="store_true",
                    help="une ligne par interaction avec son verdict (CSV), pour l'audit")
+    p.add_argument("--close", action="store_true",
+                   help="clore le mois : l'extraction CSV est enregistrée avec son empreinte "
+                        "SHA-256, et plus rien ne peut en changer les chiffres")
     _db_option(p)
     _output_option(p)
     p.set_defaults(func=run_sc32)
@@ -208,6 +211,15 @@ def run_replay(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     print(f"{result.events} événement(s) en attente : {result.inserted} ajouté(s), "
           f"{result.duplicates} déjà présent(s), {result.conflicts} en conflit.")
+    if result.closed_month:
+        from ledger.closing import CLOSED_MONTH
+
+        print(f"{result.closed_month} événement(s) mis de côté dans "
+              f"{ledger.spool.directory / CLOSED_MONTH} : ils changeraient un mois clos.",
+              file=sys.stderr)
+        for report in result.reports:
+            print(report, file=sys.stderr)
+        return 1
     if ledger.spool.has_pending():
         print("Des événements restent en attente : la base est-elle joignable ?", file=sys.stderr)
         return 1
@@ -244,7 +256,10 @@ def run_sc32(args: argparse.Namespace, settings: Settings) -> int:
 
     month = Month.parse(args.month)
     with _ledger(args, settings) as ledger:
+        if args.close:
+            _close(ledger, month)
         judged = judge_month(ledger, month)
+        _warn_if_closed_differs(ledger, month, render_sc32(judged, "csv"))
         if args.detail:
             buffer = io.StringIO()
             csv.writer(buffer, lineterminator="\n").writerows(
@@ -254,6 +269,33 @@ def run_sc32(args: argparse.Namespace, settings: Settings) -> int:
             text = render_sc32(judged, args.format)
     _emit(text, args.output)
     return 0
+
+
+def _close(ledger: Ledger, month) -> None:  # noqa: ANN001 - ledger.months.Month
+    from ledger.closing import close_month
+    from ledger.csv_io import format_instant
+
+    closed, new = close_month(ledger, month, getpass.getuser(),
+                              datetime.now(ledger.calendar.tz).date())
+    if new:
+        print(f"Mois {month} clos : extraction CSV enregistrée, SHA-256 {closed.sha256}.",
+              file=sys.stderr)
+    else:
+        when = format_instant(closed.closed_at_ms, ledger.calendar.tz)[:16].replace("T", " ")
+        print(f"Mois {month} déjà clos le {when} par {closed.closed_by} : extraction "
+              f"enregistrée inchangée, SHA-256 {closed.sha256}.", file=sys.stderr)
+
+
+def _warn_if_closed_differs(ledger: Ledger, month, text: str) -> None:  # noqa: ANN001
+    """A closed month whose recomputed extraction differs: say it (a rule setting changed)."""
+    from ledger.closing import read_closed
+
+    with ledger.engine.connect() as conn:
+        closed = read_closed(conn).get(str(month))
+    if closed is not None and closed.extraction != text:
+        print(f"Attention : le mois {month} est clos et son extraction facturée (SHA-256 "
+              f"{closed.sha256}) diffère de celle-ci (réglage ledger.rule3_any_later_call "
+              "changé ?).", file=sys.stderr)
 
 
 def run_motif_report(args: argparse.Namespace, settings: Settings) -> int:
