@@ -357,13 +357,15 @@ class _RowParser:
         return key
 
 
-def read_csv(path: Path, pseudonymizer: Pseudonymizer) -> tuple[list[tuple[int, Row]],
-                                                                list[CsvRowError], int]:
-    """Every row with its line number, every error, and how many raw numbers were seen."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise VoicebotError(f"{path} : lecture impossible ({exc.strerror}).") from None
+def read_csv(path: Path, pseudonymizer: Pseudonymizer, data: bytes | None = None
+             ) -> tuple[list[tuple[int, Row]], list[CsvRowError], int]:
+    """Every row with its line number, every error, and how many raw numbers were seen.
+
+    ``data``: the file's bytes when they did not come from a file (an HTTP body); ``path``
+    then only names them in messages.
+    """
+    if data is None:
+        data = read_bytes(path)
     text = decode_csv(path, data)
     nul = text.find("\x00")
     if nul >= 0:
@@ -411,17 +413,27 @@ def read_csv(path: Path, pseudonymizer: Pseudonymizer) -> tuple[list[tuple[int, 
     return rows, errors, parser.raw_numbers
 
 
-def import_csv(ledger: Ledger, path: Path) -> ImportResult:
-    """All rows or none: bad lines and call ids stored with other values reject the file."""
+def read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise VoicebotError(f"{path} : lecture impossible ({exc.strerror}).") from None
+
+
+def import_csv(ledger: Ledger, path: Path, data: bytes | None = None) -> ImportResult:
+    """All rows or none: bad lines and call ids stored with other values reject the file.
+
+    ``data``: the CSV's bytes when they do not come from ``path`` (see :func:`read_csv`).
+    """
     with collector_paused():
-        return _import(ledger, path)
+        return _import(ledger, path, read_bytes(path) if data is None else data)
 
 
-def _import(ledger: Ledger, path: Path) -> ImportResult:
-    rows, errors, _raw_numbers = read_csv(path, ledger.pseudonymizer)
+def _import(ledger: Ledger, path: Path, data: bytes) -> ImportResult:
+    rows, errors, _raw_numbers = read_csv(path, ledger.pseudonymizer, data)
     if errors:
         raise CsvInvalidError(path, errors)
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = hashlib.sha256(data).hexdigest()
     lines = {row.call_id: line for line, row in rows}
     try:
         ledger.ensure_schema()  # refuses (KeyMismatchError) a process with other keys

@@ -53,6 +53,17 @@ class LedgerOptions:
     """Transcripts and recordings older than this many calendar months are purged by
     ``voicebot ledger purge``; billing rows are kept."""
 
+    contacts_dir: Path | None = None
+    """Drop folder of advisor contacts watched by ``voicebot serve`` (the ledger's CSV
+    format; each file imported whole once, then moved to ``done/`` or ``rejected/`` with a
+    French report). Empty: ``<state_dir>/contacts``."""
+    contacts_poll_ms: int = 2000
+    """How often the drop folder is scanned."""
+    contacts_token: str = ""
+    """Bearer token of ``POST /contacts`` on the node's HTTP port (the contact centre's
+    feed). Empty: the endpoint refuses every request (403). Env:
+    ``VOICEBOT_LEDGER_CONTACTS_TOKEN``."""
+
     rule3_any_later_call: bool = False
     """SC3.2 rule 3, stricter reading of « sans réitération dans la journée »: any later
     same-day call of the caller voids an interaction, not only one that reached an advisor."""

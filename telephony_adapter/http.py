@@ -179,11 +179,19 @@ class HealthServer:
         self._health = health
         self._metrics_text = metrics
         self._runner: web.AppRunner | None = None
+        self._routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.Response]]]] = []
+
+    def add_route(self, method: str, path: str,
+                  handler: Callable[[web.Request], Awaitable[web.Response]]) -> None:
+        """Another endpoint on the same port (e.g. ``POST /contacts``); before ``start``."""
+        self._routes.append((method, path, handler))
 
     async def start(self) -> None:
         app = web.Application()
         app.router.add_get("/health", self._on_health)
         app.router.add_get("/metrics", self._on_metrics)
+        for method, path, handler in self._routes:
+            app.router.add_route(method, path, handler)
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)

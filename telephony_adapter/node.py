@@ -153,6 +153,8 @@ class Node:
         """The state each worker has in Kamailio (all start active)."""
         self._steering: dict[str, asyncio.Task] = {}
         self.ledger = None
+        self.contact_feed = None
+        """Advisor contacts: drop folder and POST /contacts (ledger/contact_feed.py)."""
         self.kamailio_restarts = 0
         self._watchers: list[asyncio.Task] = []
         self._rows: set[asyncio.Task] = set()
@@ -163,10 +165,13 @@ class Node:
     # --- start ------------------------------------------------------------------------------
     async def start(self) -> None:
         from ledger import Ledger
+        from ledger.contact_feed import ContactFeed
 
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(PROBE_TIMEOUT_S))
         self.ledger = await asyncio.to_thread(Ledger.open, self.settings)
+        self.contact_feed = ContactFeed.for_node(self.settings, self.ledger, self.health)
         await self.health.start()
+        self.contact_feed.start()
         await self._start_child(self.engine, self.settings.node.startup_timeout_s,
                                 "le moteur vocal (modèles de reconnaissance et de dialogue)")
         await asyncio.gather(*(self._start_child(w, WORKER_START_S, f"le processus SIP {w.name}")
@@ -356,6 +361,8 @@ class Node:
         await self.health.stop()
         if self._session is not None:
             await self._session.close()
+        if self.contact_feed is not None:
+            await self.contact_feed.stop()
         if self.ledger is not None:
             await asyncio.to_thread(self.ledger.replay_spool)
             self.ledger.close()
