@@ -115,8 +115,9 @@ class CallLeg:
         self.call_id = call_id
         """SIP Call-ID of the incoming INVITE."""
         self.caller = caller
-        """Number or user part of P-Asserted-Identity, else From; ``anonymous`` or empty
-        when withheld. Pseudonymise before storing or logging it."""
+        """The caller's E.164 number, or "" when withheld: ``Privacy: id``, no number, or
+        an identity that is no telephone number (``ledger/caller_id.py``; PAI only from
+        ``telephony.trusted_peers``). Pseudonymise before storing or logging it."""
         self.called = called
         """User part of the request URI (the number dialled, ``3230``)."""
         self.last_resort = last_resort
