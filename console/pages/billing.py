@@ -21,9 +21,10 @@ from console.audit_log import record
 from console.auth import require_role
 from console.render import NavItem, render
 from console.roles import FACTURATION
+from ledger.closing import ClosedMonth, close_month, read_closed
 from ledger.months import Month, parse_day
 from ledger.orders import Order, month_orders, parse_hours, set_order
-from ledger.plot import COLOURS, day_status
+from ledger.plot import day_status
 from ledger.reports import (
     BILLABLE_CAP_PERCENT,
     FLOOR_PERCENT,
@@ -39,6 +40,9 @@ NAV = [NavItem("Facturation", "/facturation", (FACTURATION,))]
 BILLING = Depends(require_role(FACTURATION))
 STATUS_LABELS = {"under": f"sous {FLOOR_PERCENT} %", "band": "dans la bande",
                  "over": f"au-delà de {BILLABLE_CAP_PERCENT} %", "unordered": "sans commande"}
+BAR_COLOURS = {"under": "#b3261e", "band": "#1e7d3c", "over": "#b35900", "unordered": "#6b6b6b"}
+"""ledger/plot.py's statuses, darkened for 3:1 contrast on white."""
+LINE_COLOURS = {"ordered": "#1a1a1a", "floor": "#1f5fa8", "cap": "#7a2f8c"}
 EXPORT_TYPES = {"csv": "text/csv; charset=utf-8", "xml": "application/xml; charset=utf-8"}
 
 
@@ -76,22 +80,27 @@ def month_chart(month: Month, lines: list[DayLine]):
     for i, line in enumerate(lines):
         if line.order is not None:
             ordered = line.order.ordered_ms / 3_600_000
-            marks += [svg.Mark(i, ordered, "#1a1a1a"),
-                      svg.Mark(i, ordered * FLOOR_PERCENT / 100, COLOURS["under"], dashed=True),
-                      svg.Mark(i, ordered * BILLABLE_CAP_PERCENT / 100, "#8a4b00", dashed=True)]
-    legend = [("heures commandées", "#1a1a1a"),
-              (f"{FLOOR_PERCENT} % (tirets)", COLOURS["under"]),
-              (f"{BILLABLE_CAP_PERCENT} % (tirets)", "#8a4b00"),
-              ("dans la bande", "#1e7d3c")]
-    colours = {"under": "#b3261e", "band": "#1e7d3c", "over": "#b35900", "unordered": "#6b6b6b"}
+            marks += [svg.Mark(i, ordered, LINE_COLOURS["ordered"]),
+                      svg.Mark(i, ordered * FLOOR_PERCENT / 100, LINE_COLOURS["floor"],
+                               dashed=True),
+                      svg.Mark(i, ordered * BILLABLE_CAP_PERCENT / 100, LINE_COLOURS["cap"],
+                               dashed=True)]
+    legend = [("commande", LINE_COLOURS["ordered"]),
+              (f"{FLOOR_PERCENT} %", LINE_COLOURS["floor"]),
+              (f"{BILLABLE_CAP_PERCENT} %", LINE_COLOURS["cap"]),
+              ("dans la bande", BAR_COLOURS["band"]),
+              (f"sous {FLOOR_PERCENT} %", BAR_COLOURS["under"]),
+              (f"au-delà de {BILLABLE_CAP_PERCENT} %", BAR_COLOURS["over"]),
+              ("sans commande", BAR_COLOURS["unordered"])]
     return svg.bar_chart(
         f"SC3.2 — heures productives par jour, {month.french_name()}",
-        "Barres : heures productives de chaque jour (rouge sous 95 % de la commande, vert dans "
-        "la bande, orange au-delà de 110 %, gris sans commande). Traits : heures commandées, "
-        "95 % et 110 % de la commande.",
+        f"Barres : heures productives de chaque jour (rouge sous {FLOOR_PERCENT} % de la "
+        f"commande, vert dans la bande, orange au-delà de {BILLABLE_CAP_PERCENT} %, gris sans "
+        f"commande). Traits : heures commandées (plein), {FLOOR_PERCENT} % et "
+        f"{BILLABLE_CAP_PERCENT} % de la commande (tirets).",
         [f"{line.day.day}" for line in lines],
         [line.tally.productive_ms / 3_600_000 for line in lines], "heures",
-        colours=[colours[line.status] for line in lines], marks=marks, legend=legend)
+        colours=[BAR_COLOURS[line.status] for line in lines], marks=marks, legend=legend)
 
 
 def _month(request: Request) -> Month:
@@ -101,16 +110,10 @@ def _month(request: Request) -> Month:
     return Month.of(datetime.now(request.app.state.ledger.calendar.tz).date())
 
 
-def _closure(ledger, month: Month):
-    """The month's closing (who, when, hash), or None while it is open."""
-    import sqlalchemy as sa
-
-    from ledger.schema import closed_months
-
+def _closure(ledger, month: Month) -> ClosedMonth | None:
+    """The month's closing (who, when, hash, billed extraction), or None while it is open."""
     with ledger.engine.connect() as conn:
-        return conn.execute(sa.select(closed_months.c.closed_at_ms, closed_months.c.closed_by,
-                                      closed_months.c.sha256)
-                            .where(closed_months.c.month == str(month))).first()
+        return read_closed(conn).get(str(month))
 
 
 def _back(month: Month, **flags: str) -> RedirectResponse:
@@ -130,6 +133,7 @@ async def month_page(request: Request, user=BILLING) -> Response:
     judged = await run_in_threadpool(judge_month, ledger, month)
     history = await run_in_threadpool(month_orders, ledger, month, history=True)
     closure = await run_in_threadpool(_closure, ledger, month)
+    differs = closure is not None and closure.extraction != render_sc32(judged, "csv")
     lines = day_lines(judged)
     totals = Tally()
     for line in lines:
@@ -141,7 +145,8 @@ async def month_page(request: Request, user=BILLING) -> Response:
                   billable_ms=sum(line.billable_ms for line in lines),
                   days_under=sum(1 for line in lines if line.status == "under"),
                   chart=month_chart(month, lines), history=history, closure=closure,
-                  rule3=judged.rule3, hours=format_hours, status_labels=STATUS_LABELS,
+                  differs=differs, rule3=judged.rule3, hours=format_hours,
+                  status_labels=STATUS_LABELS,
                   previous=month.minus(1), following=month.minus(-1),
                   saved=q.get("enregistre"), closed_now=q.get("cloture"),
                   error=q.get("erreur"), floor=FLOOR_PERCENT, cap=BILLABLE_CAP_PERCENT)
@@ -203,23 +208,15 @@ async def close(request: Request, user=BILLING) -> Response:
                       message=str(exc), detail="")
     if form.get("confirmer") not in ("1", "on", "true"):
         return _back(month, erreur="Cochez la case de confirmation pour clôturer le mois.")
-    try:
-        digest = await run_in_threadpool(close_month, request.app.state.ledger, month,
-                                         user.name)
+    ledger = request.app.state.ledger
+    today = datetime.now(ledger.calendar.tz).date()
+    try:  # the function of ``voicebot report sc32 --month M --close``
+        closed, new = await run_in_threadpool(close_month, ledger, month, user.name, today)
     except VoicebotError as exc:
         await run_in_threadpool(record, request, user, "cloture_mois", f"mois {month}",
                                 "refuse")
         return _back(month, erreur=str(exc))
     await run_in_threadpool(record, request, user, "cloture_mois",
-                            f"mois {month} (SHA-256 {digest})")
-    return _back(month, cloture=digest)
-
-
-def close_month(ledger, month: Month, closed_by: str) -> str:
-    """Close the month as ``voicebot report sc32 --month M --close`` does; its hash."""
-    try:
-        from ledger.closing import close_month as close_in_ledger
-    except ImportError:
-        raise VoicebotError("La clôture des mois n'est pas encore disponible dans cette "
-                            "version du registre.") from None
-    return str(close_in_ledger(ledger, month, closed_by))
+                            f"mois {month} (SHA-256 {closed.sha256})",
+                            "ok" if new else "deja_clos")
+    return _back(month, cloture=closed.sha256)

@@ -4,6 +4,7 @@ same rules as ``voicebot orders set``, and the role check."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 import sys
@@ -128,3 +129,31 @@ def test_billing_is_refused_to_other_roles(month, console_app, make_user, login)
             "date": "2026-03-22", "heures": "1", "csrf_token": csrf_of(page.text)})
         assert reply.status_code == 403, role
     assert not console_app.app.state.audit.entries(action="export_sc32_csv")
+
+
+def test_closing_a_month_in_the_page_is_the_commands_closing(month, billing, console_settings):
+    page = billing.get("/facturation?mois=2026-03")
+    assert "Mois ouvert" in page.text
+    unconfirmed = billing.post("/facturation/cloture", data={
+        "mois": "2026-03", "csrf_token": csrf_of(page.text)}, follow_redirects=True)
+    assert "Cochez la case de confirmation" in unconfirmed.text
+    closed = billing.post("/facturation/cloture", data={
+        "mois": "2026-03", "confirmer": "1", "csrf_token": csrf_of(page.text)},
+        follow_redirects=True)
+    digest = hashlib.sha256(voicebot(console_settings, "report", "sc32", "--month",
+                                     "2026-03").stdout.encode()).hexdigest()
+    assert f"Mois clos. Empreinte SHA-256 de l'extraction : <code>{digest}</code>" in \
+        closed.text
+    assert "par bertrand" in closed.text and "Clôturer le mois" not in closed.text
+    again = voicebot(console_settings, "report", "sc32", "--month", "2026-03", "--close")
+    assert "déjà clos" in again.stderr and "bertrand" in again.stderr and digest in again.stderr
+    # A month not over yet cannot be closed (the command's rule).
+    current = date.today().strftime("%Y-%m")
+    refused = billing.post("/facturation/cloture", data={
+        "mois": current, "confirmer": "1", "csrf_token": csrf_of(page.text)},
+        follow_redirects=True)
+    assert f"Le mois {current} n&#39;est pas terminé" in refused.text  # an escaped message
+    outcomes = [(e.object, e.outcome)
+                for e in billing.app.state.audit.entries(action="cloture_mois")]
+    assert outcomes == [(f"mois 2026-03 (SHA-256 {digest})", "ok"),
+                        (f"mois {current}", "refuse")]
