@@ -199,3 +199,50 @@ def _send_garbage(port: int) -> None:
             udp.sendto(payload, ("127.0.0.1", port))
     with socket.create_connection(("127.0.0.1", port), timeout=5) as tcp:
         tcp.sendall(b"\x00\xff" * 500 + b"OPTIONS * SIP/2.0\r\nContent-Length: -5\r\n\r\n")
+
+
+def test_the_live_view_follows_a_call_and_its_statistics_reach_the_ledger(
+        world, service, offline, published_settings):
+    """While the caller is on the line, the node's /health lists the call with the motif of
+    the question just understood (the supervisors' live view); after it, the call path has
+    stored its turns and reply times for the dashboards."""
+    from ledger.api import Ledger
+    from ledger.stats import read_call
+
+    text, expected = offline(QUESTION)
+    assert expected.action == "answer", f"Whisper heard « {text} », the bot did not answer it"
+    answer = offline.speaker.cached(expected.parts[0])
+    greeting = offline.speaker.cached(offline.messages["greeting"])
+    wav = caller_file(world, "live.wav", read_wav(QUESTION), 1.0,
+                      tail_s=answer.duration_ms / 1000 + 6.0, greeting_ms=greeting.duration_ms)
+
+    async def scenario():
+        caller = await world.phone("live", source=wav, codec="PCMU")
+        await caller.command("dial", service.uri)
+        established = await caller.wait_event("CALL_ESTABLISHED")
+        live = await service.wait_health(
+            lambda b: any(c["call_id"] == established["id"] and c["motif"] == expected.motif
+                          for c in b.get("live_calls", [])), 60, "the call's motif in /health")
+        await caller.wait_event("CALL_CLOSED", timeout_s=greeting.duration_ms / 1000
+                                + answer.duration_ms / 1000 + 40)
+        await service.ledger_row(established["id"])
+        after = await service.wait_health(
+            lambda b: all(c["call_id"] != established["id"] for c in b["live_calls"]), 10,
+            "the call gone from /health")
+        await caller.stop()
+        return established["id"], live, after
+
+    call_id, live, after = world.run(scenario())
+    [shown] = [c for c in live["live_calls"] if c["call_id"] == call_id]
+    assert shown["worker"].startswith("worker-") and shown["turns"] >= 1
+    assert 0 < shown["duration_s"] < 120
+    assert live["calls_in_progress"] >= 1 and after["status"] == "ok"
+    ledger = Ledger.open(published_settings, replay_spool=False)
+    try:
+        facts = read_call(ledger, call_id)
+    finally:
+        ledger.close()
+    assert facts is not None and facts.stats is not None, "no statistics for the call"
+    assert facts.stats.turns >= 1 and facts.stats.misunderstood_turns == 0
+    assert len(facts.stats.reply_ms) == facts.stats.turns
+    assert all(0 < ms < 10_000 for ms in facts.stats.reply_ms)
