@@ -158,6 +158,8 @@ def test_security_headers_on_every_response(console_app, path):
     assert "unsafe-inline" not in csp
     assert "max-age=" in answer.headers["strict-transport-security"]
     assert answer.headers["x-content-type-options"] == "nosniff"
+    if not path.startswith("/static/"):
+        assert answer.headers["cache-control"] == "no-store"
 
 
 def test_login_does_not_redirect_to_another_site(console_app, make_user):
