@@ -181,3 +181,14 @@ def _settings(host: Host):
     from bot import settings as settings_module
 
     return settings_module.load(host.config, env={})
+
+
+def test_voicebot_serve_with_another_key_stops_before_writing(hosts, tmp_path):
+    a, b = hosts
+    assert a.run("ledger", "import", MARCH)[0] == 0
+    b.run("keys", "init")
+    code, _, err = b.run("serve")
+    assert code == 2
+    assert err.splitlines()[-1].startswith(
+        "Erreur : La clé de pseudonymisation de ce processus (empreinte ")
+    assert "Installez les clés du déploiement" in err
