@@ -393,9 +393,9 @@ def read_csv(path: Path, pseudonymizer: Pseudonymizer, data: bytes | None = None
             errors.append(CsvRowError(start, f"{len(fields)} colonne(s) au lieu de "
                                              f"{len(COLUMNS)} ({HEADER})"))
             continue
-        too_long = [(name, len(value)) for name, value in zip(COLUMNS, fields, strict=True)
-                    if len(value) > MAX_FIELD_CHARS]
-        if too_long:
+        if max(map(len, fields)) > MAX_FIELD_CHARS:
+            too_long = [(name, len(value)) for name, value in zip(COLUMNS, fields, strict=True)
+                        if len(value) > MAX_FIELD_CHARS]
             errors.extend(CsvRowError(start, f"{name} de {size} caractères : au plus "
                                              f"{MAX_FIELD_CHARS}") for name, size in too_long)
             continue
