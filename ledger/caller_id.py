@@ -83,9 +83,10 @@ def identity_of(value: str | None) -> CallerId:
     if value is None:
         return CallerId(None, Why.WITHHELD)
     text = value
-    angle = _ANGLE.search(text)
-    if angle is not None:
-        text = angle.group(1)
+    if "<" in text:  # a name-addr: "Name" <uri>;params
+        angle = _ANGLE.search(text)
+        if angle is not None:
+            text = angle.group(1)
     try:
         e164 = normalize_number(text)
     except InvalidNumberError:
