@@ -84,7 +84,7 @@ def test_a_recorded_question_gets_its_spoken_answer_and_is_billed_whole(world, s
                       tail_s=answer.duration_ms / 1000 + 8.0, greeting_ms=greeting.duration_ms)
 
     async def scenario():
-        caller = await world.phone("caller", source=wav, codec="PCMU")
+        caller = await world.phone("0612345678", source=wav, codec="PCMU")  # From: a number
         await caller.command("dial", service.uri)
         established = await caller.wait_event("CALL_ESTABLISHED")
         await caller.wait_event("CALL_CLOSED", timeout_s=greeting.duration_ms / 1000
@@ -101,7 +101,7 @@ def test_a_recorded_question_gets_its_spoken_answer_and_is_billed_whole(world, s
     assert row["handoff"] == "false"
     assert float(row["message_s"]) >= answer.duration_ms / 1000
     assert row["listened_s"] == row["message_s"]
-    assert row["caller"].startswith("pseudo:") and "caller" not in row["caller"]
+    assert row["caller"].startswith("pseudo:") and "612345678" not in row["caller"]
 
 
 def test_hanging_up_mid_answer_over_g722_bills_what_was_heard(world, service, offline):
