@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger import store
 from ledger.crypto import Sealed
 from ledger.months import Month
-from ledger.rule import Channel, classify
+from ledger.rule import Channel, Contact, Verdict, classify
 from ledger.schema import call_stats, interactions, recordings, transcripts
 
 if TYPE_CHECKING:
@@ -51,8 +51,7 @@ TOTAL = "total"
 _SATISFACTION = sa.table("ledger_call_satisfaction", sa.column("call_id"), sa.column("score"))
 
 
-@dataclass(frozen=True)
-class CallStats:
+class CallStats(NamedTuple):
     """Counted by the call path when the call ends; nothing personal (no words, no number)."""
 
     turns: int = 0
@@ -67,9 +66,9 @@ class CallStats:
     """Caller turns holding a frustration word (``dialogue.frustration_words``)."""
 
 
-@dataclass(frozen=True)
-class CallFacts:
-    """One bot call as the dashboards and the analysis pages show it."""
+class CallFacts(NamedTuple):
+    """One bot call as the dashboards and the analysis pages show it (a NamedTuple: a month
+    holds 500 k of them)."""
 
     call_id: str
     started_at_ms: int
@@ -116,20 +115,29 @@ class CallFacts:
 # --- reading ---------------------------------------------------------------------------------
 def read_calls(ledger: Ledger, first: date, last: date, *, motif: str | None = None
                ) -> list[CallFacts]:
-    """Bot calls started on Paris days ``first`` to ``last`` (both included), in time order."""
+    """Bot calls started on Paris days ``first`` to ``last`` (both included), in time order.
+
+    One pass over the days' contacts (advisor ones too: rule 3 needs them), joined with the
+    statistics and satisfaction tables; which calls keep a transcript or a recording comes
+    from those tables' own time index.
+    """
     start_ms = ledger.calendar.day_bounds_ms(first)[0]
     end_ms = ledger.calendar.day_bounds_ms(last)[1]
     try:
         ledger.ensure_schema()
         with ledger.engine.connect() as conn:
-            contacts = store.contacts_between(conn, start_ms, end_ms)
-            verdicts = classify(contacts, ledger.calendar,
-                                any_later_call=ledger.options.rule3_any_later_call)
-            productive = {c.call_id for c, v in zip(contacts, verdicts, strict=True)
-                          if v is not None and v.productive}
-            return _facts(conn, _calls_query(start_ms, end_ms, motif, conn), productive)
+            rows = _fetch(conn, _calls_query(start_ms, end_ms, conn))
+            kept = {table.name: set(conn.execute(
+                sa.select(table.c.call_id).where(table.c.started_at_ms >= start_ms,
+                                                 table.c.started_at_ms < end_ms)).scalars())
+                    for table in (transcripts, recordings)}
     except SQLAlchemyError as exc:
         raise ledger.unavailable(exc) from None
+    new = tuple.__new__  # Contact._make without its Python-level checks (store.py does so)
+    contacts = [new(Contact, row[:9]) for row in rows]
+    verdicts = classify(contacts, ledger.calendar,
+                        any_later_call=ledger.options.rule3_any_later_call)
+    return _facts(rows, verdicts, motif, kept[transcripts.name], kept[recordings.name])
 
 
 def read_call(ledger: Ledger, call_id: str) -> CallFacts | None:
@@ -148,25 +156,32 @@ def read_call(ledger: Ledger, call_id: str) -> CallFacts | None:
     return next((c for c in read_calls(ledger, day, day) if c.call_id == call_id), None)
 
 
-def _calls_query(start_ms: int, end_ms: int, motif: str | None, conn: Connection) -> sa.Select:
+def _calls_query(start_ms: int, end_ms: int, conn: Connection) -> sa.Select:
+    """The contact's columns in ``Contact`` order, then the call's statistics and score."""
     i, s = interactions, call_stats
-    has_transcript = sa.exists().where(transcripts.c.call_id == i.c.call_id)
-    has_recording = sa.exists().where(recordings.c.call_id == i.c.call_id)
-    columns = [i.c.call_id, i.c.started_at_ms, i.c.ended_at_ms, i.c.motif, i.c.message_ms,
-               i.c.listened_ms, i.c.handoff, i.c.outcome, s.c.turns, s.c.misunderstood_turns,
-               s.c.reply_ms, s.c.no_input_prompts, s.c.frustration_words,
-               has_transcript.label("has_transcript"), has_recording.label("has_recording")]
+    columns = [*(i.c[name] for name in Contact._fields), i.c.outcome, s.c.turns,
+               s.c.misunderstood_turns, s.c.reply_ms, s.c.no_input_prompts,
+               s.c.frustration_words]
     joined = i.outerjoin(s, s.c.call_id == i.c.call_id)
     if _has_satisfaction(conn):
         columns.append(_SATISFACTION.c.score)
         joined = joined.outerjoin(_SATISFACTION, _SATISFACTION.c.call_id == i.c.call_id)
-    query = (sa.select(*columns).select_from(joined)
-             .where(i.c.channel == Channel.BOT.value, i.c.started_at_ms >= start_ms,
-                    i.c.started_at_ms < end_ms)
-             .order_by(i.c.started_at_ms, i.c.call_id))
-    if motif:
-        query = query.where(i.c.motif == motif)
-    return query
+    return (sa.select(*columns).select_from(joined)
+            .where(i.c.started_at_ms >= start_ms, i.c.started_at_ms < end_ms)
+            .order_by(i.c.started_at_ms, i.c.call_id))
+
+
+def _fetch(conn: Connection, query: sa.Select) -> list[tuple]:
+    """All rows as plain tuples through the DB-API cursor: SQLAlchemy's result rows would
+    double the page's time for a month (store.contacts_between does the same). The query's
+    only parameters are integers, rendered inline."""
+    sql = str(query.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.cursor()
+    try:
+        cursor.execute(sql)
+        return cursor.fetchall()
+    finally:
+        cursor.close()
 
 
 def _has_satisfaction(conn: Connection) -> bool:
@@ -174,24 +189,28 @@ def _has_satisfaction(conn: Connection) -> bool:
     return sa.inspect(conn).has_table(_SATISFACTION.name)
 
 
-def _facts(conn: Connection, query: sa.Select, productive: set[str]) -> list[CallFacts]:
+def _facts(rows: Sequence[Sequence], verdicts: Sequence[Verdict | None], motif: str | None,
+           with_transcript: set[str], with_recording: set[str]) -> list[CallFacts]:
+    """Rows unpacked by position: attribute access on 500 k result rows would cost more than
+    the query."""
     calls = []
-    for r in conn.execute(query):
-        stats = None
-        if r.turns is not None:
-            stats = CallStats(int(r.turns), int(r.misunderstood_turns), parse_ms(r.reply_ms),
-                              int(r.no_input_prompts), int(r.frustration_words))
-        score = r._mapping.get("score")
-        calls.append(CallFacts(
-            r.call_id, int(r.started_at_ms), int(r.ended_at_ms), r.motif, int(r.message_ms),
-            int(r.listened_ms), bool(r.handoff), r.outcome, r.call_id in productive, stats,
-            int(score) if score is not None else None, bool(r.has_transcript),
-            bool(r.has_recording)))
+    append = calls.append
+    no_score = (None,)
+    for row, verdict in zip(rows, verdicts, strict=True):
+        if verdict is None or (motif and row[7] != motif):
+            continue  # an advisor contact (rule 3 only), or another motif
+        (_channel, _caller, started, ended, message, listened, handoff, motif_of, call_id,
+         outcome, turns, misunderstood, replies, prompts, frustration) = row[:15]
+        stats = None if turns is None else CallStats(
+            turns, misunderstood, parse_ms(replies), prompts, frustration)
+        append(CallFacts(call_id, started, ended, motif_of, message, listened, bool(handoff),
+                         outcome, verdict.productive, stats, (row[15:] or no_score)[0],
+                         call_id in with_transcript, call_id in with_recording))
     return calls
 
 
 def parse_ms(text: str | None) -> tuple[int, ...]:
-    return tuple(int(part) for part in (text or "").split(",") if part)
+    return tuple(map(int, text.split(","))) if text else ()
 
 
 # --- writing (the call path) -----------------------------------------------------------------
