@@ -1,7 +1,7 @@
 """Calls written into a test ledger the way the call path writes them: the interaction row
 (with its sealed transcript and recording) through ``Ledger.record_interaction``, then the
 call's statistics (``ledger.stats.write_call_stats``) and, when the caller answered the
-satisfaction question, its score in the table of migration 0004."""
+satisfaction question, its score (``Ledger.record_satisfaction``)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from io import BytesIO
 from zoneinfo import ZoneInfo
 
 import numpy as np
-import sqlalchemy as sa
 
 from ledger import Interaction, Outcome
 from ledger.recordings import RecordingVault
@@ -70,11 +69,7 @@ def write_calls(ledger, state_dir, calls: list[Call]) -> None:
         if call.stats is not None:
             assert write_call_stats(ledger, call.call_id, to_epoch_ms(started), call.stats)
         if call.satisfaction is not None:
-            with ledger.engine.begin() as conn:
-                conn.execute(sa.text(
-                    "INSERT INTO ledger_call_satisfaction (call_id, started_at_ms, score) "
-                    "VALUES (:c, :s, :score)"),
-                    {"c": call.call_id, "s": to_epoch_ms(started), "score": call.satisfaction})
+            assert ledger.record_satisfaction(call.call_id, started, call.satisfaction)
 
 
 def wav_frames(data: bytes) -> tuple[int, int, int]:
