@@ -86,7 +86,17 @@ class AsrOptions:
     chooses: ``CPU_WINDOW_PAD_S`` on CPU, 0 on a GPU (where the pass is cheap and windows
     of one size batch together)."""
 
+    piece_max_ms: int = 25_000
+    """Audio longer than this (a file given to ``voicebot transcribe``, an utterance that
+    ran to ``vad.max_utterance_ms`` set above it) is cut in its pauses into pieces at most
+    this long, transcribed one by one and joined (``asr.pauses``). Whisper reads 30 s at a
+    time and, given more in one call, lost whole windows: 26 of 232 words came back from a
+    59 s recording. From 5 000 to 30 000; 25 s leaves the token budget room for a prompt."""
+
     def __post_init__(self) -> None:
+        if not 5_000 <= self.piece_max_ms <= 30_000:
+            raise SettingsError(f"asr.piece_max_ms vaut {self.piece_max_ms} : il faut une durée "
+                                "de 5000 à 30000 ms (Whisper lit 30 secondes à la fois).")
         for name in ("parallel_jobs", "batch_window_ms", "speculative_max_wait_ms"):
             minimum = 1 if name == "parallel_jobs" else 0
             if getattr(self, name) < minimum:

@@ -28,6 +28,8 @@ import numpy as np
 from asr.batch import decode_batch
 from asr.model_files import load_whisper
 from asr.options import AsrOptions
+from asr.pauses import cut_at_pauses
+from asr.vad import WINDOW_SAMPLES as VAD_WINDOW_SAMPLES
 from asr.vad import SileroModel
 from bot.audio import ASR_RATE, AudioFrame, resample
 
@@ -93,8 +95,9 @@ class Transcriber:
         return getattr(getattr(self._model, "model", None), "device", "cpu")
 
     def transcribe(self, audio: AudioFrame, prompt: str | None = None) -> Transcript:
-        """Transcribe one utterance (8 kHz, 16 kHz or any rate; resampled to 16 kHz here)."""
-        if self.options.window_pad_for(self.device) > 0:
+        """Transcribe one utterance or a recording of any length (any rate; resampled to
+        16 kHz here). Audio over ``piece_max_ms`` is cut in its pauses (``asr.pauses``)."""
+        if self.options.window_pad_for(self.device) > 0 or self._is_long(audio):
             return self.transcribe_batch([audio], [prompt])[0]  # the short encoder window
         started = time.monotonic()
         heard = self._listen(audio)
@@ -107,8 +110,38 @@ class Transcriber:
         """Transcribe several utterances in shared Whisper passes; the same transcripts as
         ``transcribe`` on each (``asr.batch`` says how, and where it decodes one alone).
 
-        Each ``asr_ms`` is the wall time of the whole batch: what each caller waited.
+        Each ``asr_ms`` is the wall time of the whole batch: what each caller waited. Audio
+        over ``piece_max_ms`` goes through as pieces cut in its pauses, joined again after.
         """
+        pieces: list[AudioFrame] = []
+        piece_prompts: list[str | None] = []
+        owners: list[int] = []
+        for owner, (audio, prompt) in enumerate(zip(audios, prompts, strict=True)):
+            for piece in self._pieces(audio):
+                pieces.append(piece)
+                piece_prompts.append(prompt)
+                owners.append(owner)
+        done = self._transcribe_pieces(pieces, piece_prompts)
+        if len(pieces) == len(audios):
+            return done
+        return [_joined([t for t, o in zip(done, owners, strict=True) if o == owner])
+                for owner in range(len(audios))]
+
+    def _is_long(self, audio: AudioFrame) -> bool:
+        return audio.duration_ms > self.options.piece_max_ms
+
+    def _pieces(self, audio: AudioFrame) -> list[AudioFrame]:
+        """``audio`` itself, or at 16 kHz in pieces cut in its pauses when it is long."""
+        if not self._is_long(audio):
+            return [audio]
+        audio16 = resample(audio, ASR_RATE)
+        ranges = cut_at_pauses(self._vad.probabilities(audio16), VAD_WINDOW_SAMPLES,
+                               audio16.samples, self.options.piece_max_ms * ASR_RATE // 1000,
+                               self.options.vad_threshold)
+        return [AudioFrame(audio16.pcm[2 * a : 2 * b], ASR_RATE) for a, b in ranges]
+
+    def _transcribe_pieces(self, audios: Sequence[AudioFrame],
+                           prompts: Sequence[str | None]) -> list[Transcript]:
         started = time.monotonic()
         heard = [self._listen(audio) for audio in audios]
         todo = [i for i, h in enumerate(heard) if not h.rejected]
@@ -221,6 +254,20 @@ class _Heard:
         asr_ms = round((time.monotonic() - started) * 1000)
         return Transcript(text, asr_ms, self.audio_ms, self.speech_ms,
                           rejected or self.rejected, avg_logprob)
+
+
+def _joined(parts: Sequence[Transcript]) -> Transcript:
+    """One transcript from the pieces of a long recording, in order."""
+    if len(parts) == 1:
+        return parts[0]
+    kept = [t for t in parts if t.text]
+    text = " ".join(t.text for t in kept)
+    rejected = None if kept else next((t.rejected for t in parts if t.rejected), "silence")
+    weights = [t.speech_ms or 1 for t in kept if t.avg_logprob is not None]
+    logprobs = [t.avg_logprob for t in kept if t.avg_logprob is not None]
+    avg_logprob = float(np.average(logprobs, weights=weights)) if logprobs else None
+    return Transcript(text, max(t.asr_ms for t in parts), sum(t.audio_ms for t in parts),
+                      sum(t.speech_ms for t in parts), rejected, avg_logprob)
 
 
 def _normalized(text: str) -> str:

@@ -135,49 +135,142 @@ class AudioFileError(VoicebotError):
     """A WAV file a person handed us cannot be read as audio."""
 
 
-def read_wav(path: Path) -> AudioFrame:
-    """Read a PCM WAV file (any sample width, mono or stereo, any rate) as PCM16 mono."""
-    import audioop
-    import wave
+WAV_EXPECTED = ("attendu un fichier WAV (PCM 8, 16, 24 ou 32 bits, flottant, A-law ou μ-law ; "
+                "mono ou stéréo ; toute fréquence)")
+WAV_MIN_RATE = 4000
+WAV_MAX_RATE = 384000
+_PCM, _FLOAT, _ALAW, _MULAW, _EXTENSIBLE = 1, 3, 6, 7, 0xFFFE
+_STREAMED_SIZES = (0, 0xFFFFFFFF)  # a data size left unknown by a program writing to a pipe
+_NOT_WAV = (  # what a file that is not a WAV usually is, by its first bytes
+    (b"ID3", "un MP3"), (b"\xff\xfb", "un MP3"), (b"\xff\xf3", "un MP3"), (b"OggS", "un Ogg"),
+    (b"fLaC", "un FLAC"), (b"\x1aE\xdf\xa3", "un WebM ou MKV"), (b"#!AMR", "un AMR"),
+    (b"FORM", "un AIFF"), (b"PK", "une archive ZIP"),
+    (b"%PDF", "un PDF"),
+)
 
+
+def read_wav(path: Path) -> AudioFrame:
+    """Read a WAV file as PCM16 mono at its own rate; anything else is an ``AudioFileError``.
+
+    PCM of 8 to 32 bits, 32/64-bit float, A-law and μ-law (telephone recordings), the
+    extensible header, any number of channels (averaged) and any rate from 4 to 384 kHz
+    (the transcriber resamples). Python's ``wave`` reads only integer PCM, so the RIFF
+    chunks are walked here; a file cut short is refused rather than half-read.
+    """
     try:
-        with wave.open(str(path), "rb") as wav:
-            width, channels, rate = wav.getsampwidth(), wav.getnchannels(), wav.getframerate()
-            data = wav.readframes(wav.getnframes())
+        data = path.read_bytes()
     except FileNotFoundError:
         raise AudioFileError(f"{path} : fichier introuvable.") from None
     except IsADirectoryError:
         raise AudioFileError(f"{path} : c'est un dossier, pas un fichier WAV.") from None
-    except (wave.Error, EOFError) as exc:
-        reason = _french_wave_error(str(exc))
-        raise AudioFileError(
-            f"{path} : fichier WAV illisible ({reason}) ; attendu un WAV PCM mono 8 ou 16 kHz."
-        ) from None
-    if channels not in (1, 2):
-        raise AudioFileError(f"{path} : {channels} canaux ; attendu un WAV mono (ou stéréo).")
-    if rate < 4000:
-        raise AudioFileError(f"{path} : fréquence d'échantillonnage invalide ({rate} Hz).")
-    if width == 1:
-        data = audioop.bias(data, 1, -128)  # 8-bit WAV is unsigned
-    if width != SAMPLE_WIDTH:
-        data = audioop.lin2lin(data, width, SAMPLE_WIDTH)
-    if channels == 2:
-        data = audioop.tomono(data, SAMPLE_WIDTH, 0.5, 0.5)
+    except PermissionError:
+        raise AudioFileError(f"{path} : lecture refusée (droits d'accès).") from None
+    except OSError as exc:
+        raise AudioFileError(f"{path} : fichier illisible ({exc.strerror or exc}).") from None
     if not data:
+        raise AudioFileError(f"{path} : fichier vide (0 octet) ; {WAV_EXPECTED}.")
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        raise AudioFileError(f"{path} : fichier WAV illisible ({_what_it_is(data)}) ; "
+                             f"{WAV_EXPECTED}.")
+    fmt, samples, declared = _riff_chunks(path, data)
+    tag, channels, rate, block, bits = fmt
+    if channels < 1:
+        raise AudioFileError(f"{path} : fichier WAV illisible (0 canal annoncé) ; {WAV_EXPECTED}.")
+    if not WAV_MIN_RATE <= rate <= WAV_MAX_RATE:
+        raise AudioFileError(f"{path} : fréquence d'échantillonnage invalide ({rate} Hz) ; "
+                             f"attendu de {WAV_MIN_RATE} à {WAV_MAX_RATE} Hz.")
+    width = {(_PCM, 8): 1, (_PCM, 16): 2, (_PCM, 24): 3, (_PCM, 32): 4, (_FLOAT, 32): 4,
+             (_FLOAT, 64): 8, (_ALAW, 8): 1, (_MULAW, 8): 1}.get((tag, bits))
+    if width is None:
+        kind = {_PCM: "PCM", _FLOAT: "flottant", _ALAW: "A-law", _MULAW: "μ-law"}.get(tag)
+        what = f"{kind} {bits} bits" if kind else f"encodage compressé, code {tag}"
+        raise AudioFileError(f"{path} : fichier WAV illisible ({what}) ; {WAV_EXPECTED}.")
+    if block != width * channels:
+        raise AudioFileError(f"{path} : fichier WAV illisible (en-tête incohérent : blocs de "
+                             f"{block} octets pour {channels} canal(aux) de {bits} bits) ; "
+                             f"{WAV_EXPECTED}.")
+    if declared is not None and len(samples) < declared:
+        raise AudioFileError(
+            f"{path} : fichier WAV tronqué (l'en-tête annonce "
+            f"{_seconds(declared / (block * rate))} d'audio, le fichier s'arrête à "
+            f"{_seconds(len(samples) // block / rate)}) ; recopiez ou réenregistrez le fichier "
+            "en entier.")
+    samples = samples[: len(samples) - len(samples) % block]  # half a sample: nothing to hear
+    if not samples:
         raise AudioFileError(f"{path} : le fichier ne contient aucun échantillon audio.")
-    return AudioFrame(data, rate)
+    return AudioFrame(_as_pcm16_mono(samples, tag, width, channels), rate)
 
 
-def _french_wave_error(message: str) -> str:
-    if message.startswith("unknown format"):
-        return f"encodage non PCM, code {message.rsplit(' ', 1)[-1]}"
-    return {
-        "": "en-tête absent ou tronqué",
-        "file does not start with RIFF id": "ce n'est pas un fichier RIFF/WAV",
-        "not a WAVE file": "ce n'est pas un fichier WAVE",
-        "fmt chunk and/or data chunk missing": "bloc fmt ou data absent",
-        "bad sample width": "taille d'échantillon invalide",
-    }.get(message, message)
+def _riff_chunks(path: Path, data: bytes) -> tuple[tuple[int, int, int, int, int], bytes,
+                                                    int | None]:
+    """(format, the data chunk's bytes, its declared size or None if left unknown)."""
+    import struct
+
+    fmt = None
+    offset = 12
+    while offset + 8 <= len(data):
+        chunk_id, size = data[offset : offset + 4], struct.unpack_from("<I", data, offset + 4)[0]
+        body = offset + 8
+        if chunk_id == b"fmt ":
+            if size < 16 or body + 16 > len(data):
+                break
+            tag, channels, rate, _, block, bits = struct.unpack_from("<HHIIHH", data, body)
+            if tag == _EXTENSIBLE and size >= 40 and body + 26 <= len(data):
+                tag = struct.unpack_from("<H", data, body + 24)[0]  # the sub-format GUID
+            fmt = (tag, channels, rate, block, bits)
+        elif chunk_id == b"data":
+            if fmt is None:
+                break
+            if size in _STREAMED_SIZES:
+                return fmt, data[body:], None
+            return fmt, data[body : body + size], size
+        offset = body + size + (size & 1)  # chunks are padded to an even size
+    missing = "bloc fmt absent ou tronqué" if fmt is None else "bloc data absent"
+    raise AudioFileError(f"{path} : fichier WAV illisible (en-tête tronqué : {missing}) ; "
+                         f"{WAV_EXPECTED}.")
+
+
+def _as_pcm16_mono(samples: bytes, tag: int, width: int, channels: int) -> bytes:
+    import audioop
+
+    import numpy as np
+
+    if tag == _ALAW:
+        pcm = np.frombuffer(audioop.alaw2lin(samples, 2), "<i2").astype(np.float64)
+    elif tag == _MULAW:
+        pcm = np.frombuffer(audioop.ulaw2lin(samples, 2), "<i2").astype(np.float64)
+    elif tag == _FLOAT:
+        values = np.frombuffer(samples, "<f4" if width == 4 else "<f8").astype(np.float64)
+        pcm = np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=-1.0) * 32768.0
+    elif width == 1:
+        pcm = (np.frombuffer(samples, np.uint8).astype(np.float64) - 128.0) * 256.0
+    elif width == 3:
+        raw = np.frombuffer(samples, np.uint8).reshape(-1, 3).astype(np.int32)
+        pcm = ((raw[:, 0] << 8 | raw[:, 1] << 16 | raw[:, 2] << 24) >> 16).astype(np.float64)
+    else:
+        pcm = np.frombuffer(samples, "<i2" if width == 2 else "<i4").astype(np.float64)
+        if width == 4:
+            pcm /= 65536.0
+    if channels > 1:
+        pcm = pcm.reshape(-1, channels).mean(axis=1)
+    return _to_pcm16(pcm)
+
+
+def _what_it_is(data: bytes) -> str:
+    if len(data) < 12 and b"RIFF".startswith(data[:4]):
+        return "en-tête absent ou tronqué"
+    if data[:4] == b"RIFF":
+        return "fichier RIFF qui n'est pas du son WAVE"
+    if data[4:8] == b"ftyp":
+        return "ce n'est pas un fichier RIFF/WAV : on dirait un MP4 ou M4A"
+    for magic, name in _NOT_WAV:
+        if data.startswith(magic):
+            return f"ce n'est pas un fichier RIFF/WAV : on dirait {name}"
+    return "ce n'est pas un fichier RIFF/WAV"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.1f} s".replace(".", ",")
 
 
 def write_wav(path: Path, frame: AudioFrame) -> None:

@@ -6,7 +6,8 @@ in a conversation of its own. The JSON object is ``voicebot ask``'s, plus ``tran
 ``asr_ms``, ``nlu_ms``, ``tts_ms``, ``response_ms`` (end of the file's audio → first reply
 audio ready: ASR + dialogue + TTS, the end-of-turn wait of a live call excluded, see
 benchmarks/voice.py for that) and ``reply_audio_ms``. A file that cannot be read gets
-``{"input", "error"}`` on its line and the run goes on; the exit code is then 1.
+``{"input", "error"}`` (a French message) on its line and the run goes on; the exit code
+is then 2. Files are read as ``voicebot transcribe`` reads them (any WAV, any length).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ async def ask_audio(settings: Settings, stdin: TextIO, stdout: TextIO) -> int:
             failures += 1
             result = {"input": name, "error": str(exc)}
         print(json.dumps(result, ensure_ascii=False), file=stdout, flush=True)
-    return 1 if failures else 0
+    return 2 if failures else 0
 
 
 async def answer_file(services: VoiceServices, path: Path, conversation_id: str) -> dict:

@@ -1,4 +1,5 @@
-"""Talk to the bot in text: ``voicebot chat`` (a terminal conversation) and ``voicebot ask`` (scripts)."""
+"""Talk to the bot in text: ``voicebot chat`` (a terminal conversation) and ``voicebot ask``
+(scripts)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ask = sub.add_parser(
         "ask", help="une question par ligne sur l'entrée standard, une réponse JSON par ligne")
     ask.add_argument("--audio", action="store_true",
-                     help="chaque ligne est le chemin d'un fichier WAV (8 ou 16 kHz, mono)")
+                     help="chaque ligne est le chemin d'un fichier WAV (toute fréquence, "
+                          "mono ou stéréo) ; code de sortie 2 si un fichier est illisible")
     ask.set_defaults(func=run_ask)
 
 

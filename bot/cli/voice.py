@@ -1,8 +1,11 @@
 """Speech at the command line: ``voicebot transcribe`` (files → text) and ``voicebot say``.
 
 ``transcribe`` prints one JSON object per file, in order, as soon as it is done:
-``{"file", "text", "asr_ms", "audio_ms"}``, or ``{"file", "error"}`` for a file that
-cannot be read; the run goes on and exits 1 if any file failed.
+``{"file", "text", "asr_ms", "audio_ms"}``, or ``{"file", "error"}`` (a French message)
+for a file that cannot be read; the run goes on with the other files and exits 2 if any
+file failed, as every command does for a person's mistake. A file of any length is
+transcribed whole (cut in its pauses, see ``asr.pauses``); any WAV ``bot.audio.read_wav``
+reads is accepted (8 to 32-bit PCM, float, A-law, μ-law, stereo, any rate).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     transcribe = sub.add_parser(
         "transcribe", help="transcrire des fichiers WAV (une ligne JSON par fichier)")
     transcribe.add_argument("files", nargs="+", type=Path, metavar="FICHIER",
-                            help="WAV PCM mono, 8 ou 16 kHz")
+                            help="fichier WAV (PCM, flottant, A-law ou μ-law ; mono ou stéréo ; "
+                                 "toute fréquence ; toute durée)")
     transcribe.add_argument("--prompt", default=None,
                             help="phrase de contexte donnée au modèle (vocabulaire du domaine)")
     transcribe.set_defaults(func=run_transcribe)
@@ -57,7 +61,7 @@ def run_transcribe(args: argparse.Namespace, settings: Settings) -> int:
             failures += 1
             line = {"file": str(path), "error": str(exc)}
         print(json.dumps(line, ensure_ascii=False), flush=True)
-    return 1 if failures else 0
+    return 2 if failures else 0
 
 
 def run_say(args: argparse.Namespace, settings: Settings) -> int:

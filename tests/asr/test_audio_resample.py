@@ -102,17 +102,21 @@ def test_write_then_read_gives_the_same_audio(tmp_path: Path):
 
 
 @pytest.mark.parametrize("content, reason", [
-    (b"", "en-tête absent ou tronqué"),
-    (b"ID3\x03 not a wav", "ce n'est pas un fichier RIFF/WAV"),
-    (b"RIFF\x04\x00\x00\x00WAVE", "bloc fmt ou data absent"),
+    (b"", "fichier vide (0 octet)"),
+    (b"RIFF\x04\x00", "fichier WAV illisible (en-tête absent ou tronqué)"),
+    (b"ID3\x03 not a wav", "fichier WAV illisible (ce n'est pas un fichier RIFF/WAV : on dirait un "
+                           "MP3)"),
+    (b"RIFF\x04\x00\x00\x00WAVE", "fichier WAV illisible (en-tête tronqué : bloc fmt absent ou "
+                                  "tronqué)"),
 ])
 def test_a_broken_wav_gets_a_french_error_naming_the_file(tmp_path: Path, content, reason):
     path = tmp_path / "appel.wav"
     path.write_bytes(content)
     with pytest.raises(AudioFileError) as error:
         read_wav(path)
-    assert str(error.value) == (f"{path} : fichier WAV illisible ({reason}) ; attendu un WAV "
-                                "PCM mono 8 ou 16 kHz.")
+    assert str(error.value) == (f"{path} : {reason} ; attendu un fichier WAV (PCM 8, 16, 24 ou "
+                                "32 bits, flottant, A-law ou μ-law ; mono ou stéréo ; toute "
+                                "fréquence).")
 
 
 def test_a_missing_wav_says_so(tmp_path: Path):

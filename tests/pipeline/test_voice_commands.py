@@ -30,7 +30,7 @@ def test_ask_audio_answers_each_file_and_reports_a_broken_one_on_its_line(
     run = subprocess.run([VOICEBOT, "ask", "--audio"], input=stdin, capture_output=True,
                          text=True, env=env_for(published_settings), timeout=300)
     lines = [json.loads(line) for line in run.stdout.splitlines()]
-    assert run.returncode == 1, run.stderr[-2000:]
+    assert run.returncode == 2, run.stderr[-2000:]
     assert len(lines) == 3  # the blank line is skipped, the broken file keeps its place
     first, error, again = lines
     assert set(first) == ASK_KEYS | VOICE_KEYS
