@@ -7,7 +7,11 @@ microseconds and a DST night cannot change a decision. Events come back as value
 - ``SpeechStarted`` once ``min_speech_ms`` of speech accumulated (a click or a cough is
   shorter, and never interrupts the bot);
 - ``SpeechEnded`` with the utterance's audio after ``end_silence_ms`` of trailing silence,
-  or when the utterance reaches ``max_utterance_ms`` (``capped``);
+  or when the utterance reaches ``max_utterance_ms`` (``capped``). A capped utterance is cut
+  in its latest pause of at least ``CAP_PAUSE_MS`` (in its second half), not at the frame
+  the cap fell on: the words after the pause are not cut in two, and they stay as the start
+  of the utterance that goes on, so nothing the caller said is dropped at the cut. Without
+  such a pause (a noisy line) it is cut at the cap, as before;
 - ``NoInput`` when ``listen()`` was called and nobody spoke for ``no_input_timeout_ms``;
 - ``SpeechPaused`` after ``tentative_silence_ms`` of silence, with the audio so far, and
   ``SpeechResumed`` if the caller goes on: a pipeline may start transcribing at the pause
@@ -30,6 +34,7 @@ from asr.options import VadOptions
 from bot.audio import AudioFrame
 
 HYSTERESIS = 0.15  # Silero's convention: speech ends below threshold - 0.15, not at threshold
+CAP_PAUSE_MS = 100  # the shortest silence a capped utterance is cut in: a breath between words
 
 
 @dataclass(frozen=True)
@@ -92,6 +97,7 @@ class Endpointer:
         self._pre_roll: deque[AudioFrame] = deque()
         self._pre_roll_ms = 0
         self._utterance: list[AudioFrame] = []
+        self._quiet: list[bool] = []  # per frame of the utterance: heard as silence
         self._start_ms = 0
         self._speech_ms = 0  # frames heard as speech in the current (candidate) utterance
         self._silence_ms = 0  # consecutive non-speech time
@@ -144,6 +150,7 @@ class Endpointer:
             if is_speech:
                 self._state = _State.MAYBE_SPEECH
                 self._utterance = list(self._pre_roll)
+                self._quiet = [True] * len(self._utterance)
                 self._start_ms = now_ms - frame_ms
                 self._speech_ms = 0
                 self._silence_ms = 0
@@ -157,6 +164,7 @@ class Endpointer:
                 return events
 
         self._utterance.append(frame)
+        self._quiet.append(is_silence)
         if is_speech:
             self._speech_ms += frame_ms
             self._silence_ms = 0
@@ -183,7 +191,7 @@ class Endpointer:
             if self._silence_ms >= self.end_silence_ms():
                 events.append(self._end(now_ms, capped=False))
             elif duration_ms >= o.max_utterance_ms:
-                events.append(self._end(now_ms, capped=True))
+                events.append(self._cap(now_ms))
             elif o.tentative_silence_ms and not self._paused \
                     and self._silence_ms >= o.tentative_silence_ms:
                 self._paused = True
@@ -207,9 +215,48 @@ class Endpointer:
         self._back_to_silence()
         return event
 
+    def _cap(self, now_ms: int) -> SpeechEnded:
+        """End a capped utterance in its latest pause; what follows the pause stays as the
+        utterance in progress (still speech, its start moved to the cut)."""
+        cut = self._latest_pause_middle()
+        if cut is None:
+            return self._end(now_ms, capped=True)
+        head, tail = self._utterance[:cut], self._utterance[cut:]
+        cut_ms = now_ms - sum(f.duration_ms for f in tail)  # stream time of the cut
+        rate = head[0].sample_rate
+        event = SpeechEnded(audio=AudioFrame(b"".join(f.pcm for f in head), rate),
+                            start_ms=self._start_ms, end_ms=cut_ms, at_ms=now_ms, capped=True)
+        self._utterance, self._quiet = tail, self._quiet[cut:]
+        self._start_ms = cut_ms
+        self._speech_ms = sum(f.duration_ms for f, quiet in zip(tail, self._quiet, strict=True)
+                              if not quiet)
+        self._paused = False
+        self._complete = False
+        return event
+
+    def _latest_pause_middle(self) -> int | None:
+        """Index of the frame in the middle of the latest run of at least ``CAP_PAUSE_MS``
+        of silence in the utterance's second half, or None."""
+        half = len(self._utterance) // 2
+        run_end = None
+        run_ms = 0
+        for i in range(len(self._utterance) - 1, half - 1, -1):
+            if self._quiet[i]:
+                if run_end is None:
+                    run_end, run_ms = i, 0
+                run_ms += self._utterance[i].duration_ms
+                continue
+            if run_end is not None and run_ms >= CAP_PAUSE_MS:
+                return (i + 1 + run_end + 1) // 2
+            run_end = None
+        if run_end is not None and run_ms >= CAP_PAUSE_MS:  # a pause across the half
+            return (half + run_end + 1) // 2
+        return None
+
     def _back_to_silence(self) -> None:
         self._state = _State.SILENCE
         self._utterance = []
+        self._quiet = []
         self._pre_roll.clear()
         self._pre_roll_ms = 0
         self._speech_ms = 0

@@ -167,3 +167,75 @@ def test_speaking_again_withdraws_the_judgement():
     run.feed(0.0, 300)
     assert run.events[-1].at_ms == 1500 + 400 + 300 + 1200
     assert run.endpointer.complete(10_000) is None  # no utterance: nothing to end
+
+
+# --- the cap at max_utterance_ms keeps every word --------------------------------------------
+
+
+class NumberedRun(Run):
+    """Like Run, but each frame's audio is its own number, to check what audio went where."""
+
+    def feed(self, prob: float, ms: int) -> NumberedRun:
+        for _ in range(ms // 20):
+            self.now_ms += 20
+            frame = AudioFrame(self.now_ms.to_bytes(4, "little") * 80, LINE_RATE)
+            self.events += self.endpointer.push(frame, prob, self.now_ms)
+        return self
+
+
+def frame_times(audio: AudioFrame) -> list[int]:
+    return [int.from_bytes(audio.pcm[i : i + 4], "little") for i in range(0, len(audio.pcm), 320)]
+
+
+def test_a_capped_utterance_is_cut_in_its_latest_pause_and_the_rest_goes_on():
+    options = dataclasses.replace(FLAT, max_utterance_ms=5000)
+    run = NumberedRun(options).feed(0.0, 400).feed(0.9, 2000).feed(0.0, 200).feed(0.9, 1000)
+    run.feed(0.0, 200).feed(0.9, 2000)  # pauses at 2400-2600 and 3600-3800 ms; cap at 5400
+    capped = [e for e in run.events if isinstance(e, SpeechEnded)]
+    assert len(capped) == 1 and capped[0].capped
+    assert (capped[0].start_ms, capped[0].end_ms, capped[0].at_ms) == (400, 3700, 5400)
+    assert frame_times(capped[0].audio)[-1] == 3700  # the middle of the latest pause
+    run.feed(0.0, 700)
+    rest = run.events[-1]
+    assert isinstance(rest, SpeechEnded) and not rest.capped
+    assert rest.start_ms == 3700 and rest.end_ms == 5800
+    # nothing lost, nothing twice: pre-roll, the capped part, then the rest up to its end
+    assert frame_times(capped[0].audio) + frame_times(rest.audio) == list(range(220, 6520, 20))
+
+
+def test_a_capped_utterance_without_any_pause_is_cut_at_the_cap():
+    options = dataclasses.replace(FLAT, max_utterance_ms=5000)
+    run = NumberedRun(options).feed(0.9, 6000)
+    ended = run.events[1]
+    assert ended.capped and (ended.start_ms, ended.end_ms, ended.at_ms) == (0, 5000, 5000)
+    assert frame_times(ended.audio)[-1] == 5000
+
+
+def test_a_recorded_caller_talking_past_the_cap_is_cut_between_two_sentences(silero):
+    """Real speech: three prompts with 300 ms breaths, capped at 8 s: the cut falls in a
+    breath, and the two utterances together hold all the audio from the first word."""
+    prompts = [french("followme_status"), french("queue-youarenext"), french("vm-tooshort")]
+    gaps_ms, parts, at_ms = [], [silence(0.5)], 500
+    for prompt in prompts:
+        parts += [prompt, silence(0.3)]
+        at_ms += prompt.duration_ms
+        gaps_ms.append((at_ms, at_ms + 300))
+        at_ms += 300
+    parts.append(silence(2.0))
+    audio = concat(*parts)
+    vad, resampler = StreamingVad(silero), StreamResampler(LINE_RATE, ASR_RATE)
+    endpointer = Endpointer(VadOptions(max_utterance_ms=8000, end_silence_ms=1500,
+                                       short_utterance_ms=0, tentative_silence_ms=0))
+    events = []
+    step = frame_bytes(LINE_RATE)
+    for n, i in enumerate(range(0, len(audio.pcm) - step + 1, step), start=1):
+        frame = AudioFrame(audio.pcm[i : i + step], LINE_RATE)
+        events += endpointer.push(frame, vad.process(resampler.process(frame)), n * 20)
+    ended = [e for e in events if isinstance(e, SpeechEnded)]
+    assert [e.capped for e in ended] == [True, False]
+    assert any(start <= ended[0].end_ms <= end for start, end in gaps_ms[:-1]), \
+        (ended[0].end_ms, gaps_ms)
+    joined = ended[0].audio.pcm + ended[1].audio.pcm  # contiguous up to the turn's end
+    end_byte = ended[1].at_ms * LINE_RATE // 1000 * 2
+    assert joined == audio.pcm[end_byte - len(joined) : end_byte]
+    assert (end_byte - len(joined)) // 2 * 1000 // LINE_RATE <= ended[0].start_ms
