@@ -26,6 +26,7 @@ from ruamel.yaml.scalarstring import FoldedScalarString, LiteralScalarString
 from bot.kb.check import ENTRY_FIELDS, MESSAGES_FILE, MOTIFS_FILE
 
 FORM_FIELDS = ("questions", "answer", "source", "reviewed")
+BLOCK_SCALARS = (FoldedScalarString, LiteralScalarString)
 
 
 @dataclass(frozen=True)
@@ -236,8 +237,10 @@ def _attach_trailing(item: CommentedMap, key: str, token: Any) -> None:
     value = item[key]
     if isinstance(value, CommentedSeq) and value:
         value.ca.items[len(value) - 1] = [token, None, None, None]
-    else:
-        item.ca.items[key] = [None, None, token, None]
+        return
+    if isinstance(value, BLOCK_SCALARS) and token.value.startswith("\n"):
+        token.value = token.value[1:]
+    item.ca.items[key] = [None, None, token, None]
 
 
 def _pop_trailing_blank(node: Any) -> Any:
@@ -251,6 +254,8 @@ def _pop_trailing_blank(node: Any) -> Any:
         slots = node.ca.items.get(last)
         if slots and len(slots) > 2 and slots[2] is not None:
             token, slots[2] = slots[2], None
+            if isinstance(node[last], BLOCK_SCALARS):  # its own line break ends the scalar
+                token.value = "\n" + token.value
             return token
         return None
     if isinstance(node, CommentedSeq) and node:

@@ -57,7 +57,9 @@ class EntryVersion:
     entry: EntryDoc | None
     """None: the entry did not exist in that publication (removed)."""
     diff: list[tuple[str, str]]
-    """Unified diff against the previous version: (kind, line), kind in " -+@"."""
+    """Unified diff against the previous version: (kind, line), kind in " -+@"; for the
+    first version known, its whole text as unchanged lines."""
+    initial: bool = False
 
 
 class PublishHistory:
@@ -120,8 +122,9 @@ class PublishHistory:
                 continue
             if seen and _text(entry) == _text(previous):
                 continue
-            versions.append(EntryVersion(publication, entry, unified_diff(_text(previous),
-                                                                           _text(entry))))
+            diff = unified_diff(_text(previous), _text(entry)) if seen else \
+                [(" ", line) for line in _text(entry).splitlines()]
+            versions.append(EntryVersion(publication, entry, diff, initial=not seen))
             previous, seen = entry, True
         return versions[::-1]
 

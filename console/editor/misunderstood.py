@@ -61,11 +61,8 @@ class PhrasingGroup:
 
     @property
     def label(self) -> str:
-        """The most frequent phrasing of the group (the first met on a tie)."""
-        counts: dict[str, int] = {}
-        for p in self.phrasings:
-            counts[p.text] = counts.get(p.text, 0) + 1
-        return max(counts, key=lambda t: counts[t])
+        """The most frequent phrasing of the group."""
+        return self.texts[0]
 
     @property
     def texts(self) -> list[str]:

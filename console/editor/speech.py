@@ -41,6 +41,9 @@ class AnswerAudio:
     def is_cached(self, text: str) -> bool:
         return self.cache.path(text).exists()
 
+    def key(self, text: str) -> str:
+        return self.cache.key(text)
+
     def prepare(self, text: str) -> str:
         """The cache key of ``text``, synthesised first if needed (blocking, espeak ~0.1 s a
         sentence)."""

@@ -136,9 +136,13 @@ def entry_submit(request: Request, entry_id: str, user: Editor,
     entry = _entry_or_404(tools, entry_id)
     fields = EntryFields.from_form(questions, answer, source, reviewed)
     if action == "ecouter":
-        key = tools.audio.prepare(fields.spoken_answer) if fields.spoken_answer else None
+        key, audio_error = None, ""
+        try:
+            key = tools.audio.prepare(fields.spoken_answer) if fields.spoken_answer else None
+        except VoicebotError as exc:  # no voice configured or it failed: say why
+            audio_error = str(exc)
         return _entry_form(request, tools, entry, fields, comment=commentaire, version=version,
-                           audio_key=key, heard=True)
+                           audio_key=key, heard=True, audio_error=audio_error)
     if action == "publier":
         return _publish(request, tools, user, entry, fields, commentaire, version)
     checked = tools.publisher.check(entry_id, fields)
@@ -172,16 +176,21 @@ def _publish(request: Request, tools: _Tools, user: User, entry: EntryDoc, field
 def _entry_form(request: Request, tools: _Tools, entry: EntryDoc, fields: EntryFields, *,
                 checked: EditCheck | None = None, comment: str = "", version: str = "",
                 audio_key: str | None = None, heard: bool = False, notice: str = "",
-                comment_error: str = "", published=None, status_code: int = 200) -> Response:
-    if audio_key is None and not heard and fields.spoken_answer \
-            and tools.audio.is_cached(fields.spoken_answer):
-        audio_key = tools.audio.prepare(fields.spoken_answer)  # cached: no synthesis
+                comment_error: str = "", published=None, audio_error: str = "",
+                status_code: int = 200) -> Response:
+    if audio_key is None and not heard and fields.spoken_answer:
+        try:
+            if tools.audio.is_cached(fields.spoken_answer):
+                audio_key = tools.audio.key(fields.spoken_answer)
+        except VoicebotError as exc:
+            audio_error = str(exc)
     words = len(fields.spoken_answer.split())
     return render(
         request, "editor/entry.html", status_code=status_code, title=f"Fiche {entry.id}",
         entry=entry, fields=fields, checked=checked, comment=comment,
         version=version or entry_version(entry), audio_key=audio_key, heard=heard,
         notice=notice, comment_error=comment_error, published=published,
+        audio_error=audio_error,
         label=tools.files.motif_labels().get(entry.motif, entry.motif), words=words,
         seconds=round(words / (MAX_ANSWER_WORDS / MAX_ANSWER_SECONDS)),
         max_seconds=MAX_ANSWER_SECONDS, min_questions=MIN_QUESTIONS,
