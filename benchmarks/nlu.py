@@ -1,13 +1,21 @@
 """Understanding and dialogue benchmark: prints one JSON object.
 
 Measures, on this machine: training time from scratch (a fresh process and cache), model
-load time, the latency of one turn, peak memory while serving, accuracy on the held-out
-dev set (benchmarks/data/nlu_dev.yml, phrasings absent from knowledge/) by motif kind, the
-entry chosen within motifs of several entries (``entry_accuracy``, over the phrasings whose
-motif was right and which carry an ``entry`` label), and the time to publish an
-answer-wording change (no retraining).
+load time, the latency of one turn, peak memory while serving, and what callers get on two
+sets of phrasings absent from knowledge/, scored separately and labelled:
 
-    .venv/bin/python benchmarks/nlu.py [--skip-training]
+- ``dev`` (benchmarks/data/nlu_dev.yml): the tuning set; triggers, questions and pipeline
+  variants were chosen by their score on it, so its figures are optimistic;
+- ``test`` (benchmarks/data/nlu_test.yml): frozen before tuning and never used for a
+  choice; the issue's targets (``TARGETS``) apply to it.
+
+For each: FAQ accuracy by motif (and by entry where labelled), urgency and advisor recall,
+personal-file routing, ordinary questions with trigger-like words that were escalated,
+off-topic questions answered as a FAQ, goodbyes said to callers who did not say goodbye,
+frustrated callers helped; then the time to publish an answer-wording change (no
+retraining).
+
+    .venv/bin/python benchmarks/nlu.py [--skip-training] [--set dev|test|both]
 """
 
 from __future__ import annotations
@@ -33,11 +41,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot import settings as settings_module  # noqa: E402
-from bot.kb.model import MotifKind  # noqa: E402
 
-DEV_SET = ROOT / "benchmarks" / "data" / "nlu_dev.yml"
-TARGETS = {"faq_accuracy": 0.92, "handoff_recall": 1.0, "off_topic_answered_max": 0.05,
+TARGETS = {"faq_accuracy": 0.92, "urgency_recall": 1.0, "advisor_recall": 1.0,
+           "ordinary_escalated_max": 0.03, "off_topic_answered_max": 0.05,
            "turn_p50_ms_max": 50, "training_s_max": 90, "wording_publish_s_max": 5}
+"""Accuracy targets apply to the frozen test set (issue 10); timings to the machine."""
 
 
 def settings_for(state: Path, knowledge: Path | None = None):
@@ -65,7 +73,132 @@ def measure_training(tmp: Path) -> float:
     return time.monotonic() - start
 
 
-async def evaluate(tmp: Path) -> dict:
+SETS = {
+    "dev": (ROOT / "benchmarks" / "data" / "nlu_dev.yml",
+            "tuning: triggers, questions and pipeline variants were chosen on it"),
+    "test": (ROOT / "benchmarks" / "data" / "nlu_test.yml",
+             "frozen before tuning (docs/nlu.md gives its commit), never used for a choice"),
+}
+GOODBYE_MOTIFS = frozenset({"au_revoir", "nier"})
+
+
+def ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+async def score_set(dialogue, name: str, latencies: list[float]) -> dict:
+    """Say every phrasing of one set in a fresh conversation and score what the caller got.
+
+    ``motif`` is what the reply was qualified with, ``accept`` lists other motifs that count
+    as right for a phrasing that asks two things at once; ``ordinary`` marks a plain
+    question with trigger-like words (never a hand-off); ``frustration`` a lost or annoyed
+    caller (help or an advisor, never a goodbye).
+    """
+    path, role = SETS[name]
+    kb = dialogue.snapshot.kb
+    examples = yaml.safe_load(path.read_text(encoding="utf-8"))["examples"]
+    per_motif, counts = defaultdict(Counter), Counter()
+    confusions, entry_confusions = Counter(), Counter()
+    escalated, frustration_goodbyes, goodbyes = [], [], []
+    for number, example in enumerate(examples):
+        t0 = time.perf_counter()
+        reply = await dialogue.respond(f"{name}-{number}", example["text"])
+        latencies.append((time.perf_counter() - t0) * 1000)
+        await dialogue.forget(f"{name}-{number}")
+        expected = example.get("motif")
+        right = reply.motif in {expected, *example.get("accept", ())} if expected else None
+        said_goodbye = reply.end_call and reply.action == "dialogue"
+        if said_goodbye and expected not in GOODBYE_MOTIFS:
+            goodbyes.append(example["text"])
+        if example.get("frustration"):
+            counts["frustration"] += 1
+            counts["frustration_helped"] += reply.action in ("answer", "reorient", "clarify",
+                                                             "handoff")
+            if said_goodbye:
+                frustration_goodbyes.append(example["text"])
+            continue
+        if example.get("ordinary"):
+            counts["ordinary"] += 1
+            if reply.handoff:
+                escalated.append(f"{example['text']} -> {reply.motif}")
+            if expected:
+                counts["ordinary_labelled"] += 1
+                counts["ordinary_right"] += right
+            continue
+        kind = kb.kind_of(expected).value
+        per_motif[expected]["n"] += 1
+        per_motif[expected]["right"] += right
+        counts[f"{kind}_n"] += 1
+        counts[f"{kind}_right"] += right
+        counts[f"{expected}_handoff"] += reply.handoff
+        counts[f"{expected}_answered"] += reply.action == "answer"
+        counts[f"{expected}_urgent"] += reply.handoff and reply.motif == "urgence"
+        counts["clarify"] += reply.action == "clarify"
+        if not right:
+            confusions[f"{expected} -> {reply.motif or 'clarify'}"] += 1
+        if example.get("entry") and right:  # which of the motif's entries answered
+            counts["entry_n"] += 1
+            counts["entry_right"] += reply.entry_id == example["entry"]
+            if reply.entry_id != example["entry"]:
+                entry_confusions[f"{example['entry']} -> {reply.entry_id}"] += 1
+
+    def motif_n(motif: str) -> int:
+        return per_motif[motif]["n"]
+
+    return {
+        "set": name,
+        "file": str(path.relative_to(ROOT)),
+        "role": role,
+        "examples": len(examples),
+        "faq_examples": counts["faq_n"],
+        "faq_accuracy": ratio(counts["faq_right"], counts["faq_n"]),
+        "entry_examples": counts["entry_n"],
+        "entry_accuracy": ratio(counts["entry_right"], counts["entry_n"]),
+        "urgency_examples": motif_n("urgence"),
+        "urgency_recall": ratio(counts["urgence_urgent"], motif_n("urgence")),
+        "urgency_handed_off": ratio(counts["urgence_handoff"], motif_n("urgence")),
+        "advisor_examples": motif_n("conseiller"),
+        "advisor_recall": ratio(counts["conseiller_handoff"], motif_n("conseiller")),
+        "personal_file_examples": motif_n("dossier_personnel"),
+        "personal_file_routing": ratio(per_motif["dossier_personnel"]["right"],
+                                       motif_n("dossier_personnel")),
+        "ordinary_examples": counts["ordinary"],
+        "ordinary_escalated": ratio(len(escalated), counts["ordinary"]),
+        "ordinary_escalated_texts": escalated,
+        "ordinary_motif_accuracy": ratio(counts["ordinary_right"], counts["ordinary_labelled"]),
+        "off_topic_examples": motif_n("hors_sujet"),
+        "off_topic_answered": ratio(counts["hors_sujet_answered"], motif_n("hors_sujet")),
+        "reorient_accuracy": ratio(counts["reorient_right"], counts["reorient_n"]),
+        "dialogue_accuracy": ratio(counts["dialogue_right"], counts["dialogue_n"]),
+        "goodbye_on_non_goodbye": len(goodbyes),
+        "goodbye_on_non_goodbye_texts": goodbyes,
+        "frustration_examples": counts["frustration"],
+        "frustration_helped": ratio(counts["frustration_helped"], counts["frustration"]),
+        "frustration_goodbyes": len(frustration_goodbyes),
+        "clarify_rate": ratio(counts["clarify"], len(examples)),
+        "per_motif_accuracy": {m: round(c["right"] / c["n"], 3)
+                               for m, c in sorted(per_motif.items())},
+        "top_confusions": dict(confusions.most_common(12)),
+        "top_entry_confusions": dict(entry_confusions.most_common(8)),
+    }
+
+
+def against_targets(scores: dict) -> dict:
+    """Which of the test-set targets one set's scores meet."""
+    checks = {
+        "faq_accuracy": (scores["faq_accuracy"], lambda v: v >= TARGETS["faq_accuracy"]),
+        "urgency_recall": (scores["urgency_recall"], lambda v: v >= TARGETS["urgency_recall"]),
+        "advisor_recall": (scores["advisor_recall"], lambda v: v >= TARGETS["advisor_recall"]),
+        "ordinary_escalated": (scores["ordinary_escalated"],
+                               lambda v: v <= TARGETS["ordinary_escalated_max"]),
+        "off_topic_answered": (scores["off_topic_answered"],
+                               lambda v: v <= TARGETS["off_topic_answered_max"]),
+        "goodbye_on_non_goodbye": (scores["goodbye_on_non_goodbye"], lambda v: v == 0),
+    }
+    return {key: value is not None and test(value) for key, (value, test) in checks.items()}
+
+
+async def evaluate(tmp: Path, sets: list[str]) -> dict:
     from bot.dialogue import Dialogue
     from bot.kb.publish import publish
 
@@ -76,61 +209,19 @@ async def evaluate(tmp: Path) -> dict:
     start = time.monotonic()
     dialogue = await Dialogue.load(settings)
     load_s = time.monotonic() - start
-    kb = dialogue.snapshot.kb
-
-    examples = yaml.safe_load(DEV_SET.read_text(encoding="utf-8"))["examples"]
     await dialogue.respond("warm-up", "bonjour")
-    latencies, per_motif, per_kind = [], defaultdict(Counter), defaultdict(Counter)
-    confusions = Counter()
-    entries, entry_confusions = Counter(), Counter()
-    for number, example in enumerate(examples):
-        expected = example["motif"]
-        kind = kb.kind_of(expected)
-        t0 = time.perf_counter()
-        reply = await dialogue.respond(f"dev-{number}", example["text"])
-        latencies.append((time.perf_counter() - t0) * 1000)
-        await dialogue.forget(f"dev-{number}")
-        correct = reply.motif == expected
-        per_motif[expected]["n"] += 1
-        per_motif[expected]["correct"] += correct
-        per_kind[kind.value]["n"] += 1
-        per_kind[kind.value]["correct"] += correct
-        per_kind[kind.value][f"action_{reply.action}"] += 1
-        per_motif[expected][f"action_{reply.action}"] += 1
-        if not correct:
-            confusions[f"{expected} -> {reply.motif or 'clarify'}"] += 1
-        if example.get("entry") and correct:  # which of the motif's entries answered
-            entries["n"] += 1
-            entries["correct"] += reply.entry_id == example["entry"]
-            if reply.entry_id != example["entry"]:
-                entry_confusions[f"{example['entry']} -> {reply.entry_id}"] += 1
-
-    def rate(kind: MotifKind, key: str) -> float:
-        counts = per_kind[kind.value]
-        return round(counts[key] / counts["n"], 4) if counts["n"] else 0.0
-
-    handoff_n = per_kind["handoff"]["n"]
-    hors_sujet = per_motif["hors_sujet"]
+    latencies: list[float] = []
+    results: dict = {}
+    for name in sets:
+        results[name] = await score_set(dialogue, name, latencies)
+        results[name]["meets_targets"] = against_targets(results[name])
     latencies.sort()
     return {
         "model_load_s": round(load_s, 2),
         "turn_ms_p50": round(statistics.median(latencies), 1),
         "turn_ms_p95": round(latencies[int(0.95 * (len(latencies) - 1))], 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "dev_examples": len(examples),
-        "faq_accuracy": rate(MotifKind.FAQ, "correct"),
-        "handoff_recall": round(per_kind["handoff"]["action_handoff"] / handoff_n, 4) if handoff_n else 0.0,
-        "handoff_motif_accuracy": rate(MotifKind.HANDOFF, "correct"),
-        "reorient_accuracy": rate(MotifKind.REORIENT, "correct"),
-        "dialogue_accuracy": rate(MotifKind.DIALOGUE, "correct"),
-        "off_topic_answered": round(hors_sujet["action_answer"] / hors_sujet["n"], 4) if hors_sujet["n"] else 0.0,
-        "off_topic_accuracy": round(hors_sujet["correct"] / hors_sujet["n"], 4) if hors_sujet["n"] else 0.0,
-        "clarify_rate": round(sum(c["action_clarify"] for c in per_kind.values()) / len(examples), 4),
-        "per_motif_accuracy": {m: round(c["correct"] / c["n"], 3) for m, c in sorted(per_motif.items())},
-        "top_confusions": dict(confusions.most_common(12)),
-        "entry_examples": entries["n"],
-        "entry_accuracy": round(entries["correct"] / entries["n"], 4) if entries["n"] else 0.0,
-        "top_entry_confusions": dict(entry_confusions.most_common(8)),
+        **results,
     }
 
 
@@ -193,11 +284,14 @@ def measure_wording_publish(tmp: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-training", action="store_true", help="do not measure cold training")
+    parser.add_argument("--set", choices=("dev", "test", "both"), default="both",
+                        help="which phrasings to score: dev (tune on it), test (frozen), both")
     args = parser.parse_args()
+    sets = ["dev", "test"] if args.set == "both" else [args.set]
     with tempfile.TemporaryDirectory(prefix="nlu-bench-") as name:
         tmp = Path(name)
         training_s = None if args.skip_training else round(measure_training(tmp), 1)
-        results = asyncio.run(evaluate(tmp))
+        results = asyncio.run(evaluate(tmp, sets))
         results["wording_publish_s"] = round(measure_wording_publish(tmp), 2)
     results["training_s"] = training_s
     results["targets"] = TARGETS

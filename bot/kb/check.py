@@ -30,8 +30,10 @@ MAX_ANSWER_WORDS = int(MAX_ANSWER_SECONDS * SPOKEN_WORDS_PER_SECOND)
 MAX_SMS_CHARS = 160
 ID_PATTERN = re.compile(r"^[a-z0-9_]+$")
 WRITTEN_URL = re.compile(r"https?://|www\.|\b[\w-]+\.(?:fr|com|gouv|org|net|eu)\b", re.IGNORECASE)
-ENTRY_FIELDS = ("id", "motif", "questions", "answer", "source", "reviewed", "sms", "declencheurs")
+ENTRY_FIELDS = ("id", "motif", "questions", "answer", "source", "reviewed", "sms", "declencheurs",
+                "sauf")
 TRIGGERS_FIELD = "declencheurs"
+EXCEPTIONS_FIELD = "sauf"  # general-question phrases that keep the entry's triggers silent
 MIN_TRIGGER_LETTERS = 4  # a shorter trigger ("rsa", "apl") would hand off ordinary questions
 NEEDS_ANSWER = {MotifKind.FAQ, MotifKind.REORIENT}
 
@@ -81,6 +83,7 @@ class _Checker:
         self.questions: dict[str, tuple[str, str, str, int]] = {}  # norm -> motif, entry, file, line
         self.messages: dict[str, str] = {}
         self.triggers: dict[str, tuple[str, str, str, int]] = {}  # norm -> trigger, entry, file, line
+        self.exceptions: dict[str, list[TriggerRule]] = {}  # entry -> its ``sauf:`` phrases
 
     def display(self, path: Path) -> str:
         return f"{self.directory.name}/{path.name}"
@@ -258,6 +261,7 @@ class _Checker:
 
         questions = self.check_questions(file, item, entry_id, str(motif_id))
         triggers = self.check_triggers(file, item, entry_id, motif)
+        exceptions = self.check_exceptions(file, item, entry_id, motif)
         answer = self.check_answer(file, item, entry_id, motif)
         source = self.check_source(file, item, entry_id, motif)
         reviewed = self.check_reviewed(file, item, entry_id, motif)
@@ -272,7 +276,8 @@ class _Checker:
         if not valid or questions is None or motif is None:
             return None
         return Entry(str(entry_id), motif.id, questions, answer, source, reviewed,
-                     " ".join(sms.split()) if isinstance(sms, str) else None, file, line, triggers)
+                     " ".join(sms.split()) if isinstance(sms, str) else None, file, line, triggers,
+                     exceptions)
 
     def check_questions(self, file: str, item: LDict, entry_id: str,
                         motif_id: str) -> tuple[str, ...] | None:
@@ -362,16 +367,52 @@ class _Checker:
             kept.append(" ".join(trigger.split()))
         return tuple(kept)
 
+    def check_exceptions(self, file: str, item: LDict, entry_id: str,
+                         motif: Motif | None) -> tuple[str, ...]:
+        """``sauf:``: turns of a general question ("c'est quoi", "à quel âge") that keep this
+        entry's triggers silent, so "c'est quoi un indu" is answered, not transferred."""
+        phrases = item.get(EXCEPTIONS_FIELD)
+        if phrases is None:
+            return ()
+        key_line = item.key_lines[EXCEPTIONS_FIELD]
+        if motif is not None and motif.kind is not MotifKind.HANDOFF:
+            self.error(file, key_line,
+                       f"fiche « {entry_id} » : « {EXCEPTIONS_FIELD} » n'est possible qu'avec des "
+                       f"« {TRIGGERS_FIELD} », pour un motif de transfert ; retirez ce champ.")
+            return ()
+        if not isinstance(phrases, list):
+            self.error(file, key_line, f"« {EXCEPTIONS_FIELD} » doit être une liste (une expression "
+                                       "par ligne, commençant par « - »).")
+            return ()
+        kept: list[str] = []
+        for phrase in phrases:
+            pline = line_of(phrase, key_line)
+            if not isinstance(phrase, str) or not normalise(phrase):
+                self.error(file, pline, "exception vide ou qui n'est pas du texte : mettez-la "
+                                        "entre guillemets.")
+                continue
+            if sum(c.isalpha() for c in normalise(phrase)) < MIN_TRIGGER_LETTERS:
+                self.error(file, pline, f"exception « {phrase.strip()} » trop courte : au moins "
+                                        f"{MIN_TRIGGER_LETTERS} lettres, sinon de vraies urgences "
+                                        "ne seraient plus transférées tout de suite.")
+                continue
+            kept.append(" ".join(phrase.split()))
+        self.exceptions[entry_id] = [TriggerRule.of(phrase) for phrase in kept]
+        return tuple(kept)
+
     def check_triggers_against_questions(self) -> None:
         """A trigger found in a question of a motif that is not a hand-off would transfer
-        callers who ask that question: the editor must narrow the trigger."""
+        callers who ask that question: the editor must narrow the trigger (or name the turn
+        that makes it a general question under ``sauf:``)."""
         handoff = {m for m, motif in self.motifs.items() if motif.kind is MotifKind.HANDOFF}
         questions = [(norm, without_glue(norm), place) for norm, place in self.questions.items()
                      if place[0] not in handoff]
         for norm_trigger, (trigger, entry_id, file, line) in self.triggers.items():
             rule = TriggerRule.of(norm_trigger)
-            for norm_question, bare, (motif_id, other_entry, other_file, other_line) in questions:
-                if rule.found_in(norm_question, bare):
+            exceptions = self.exceptions.get(entry_id, ())
+            for norm_question, bare, (motif_id, _entry, other_file, other_line) in questions:
+                if rule.found_in(norm_question, bare) and \
+                        not any(e.found_in(norm_question, bare) for e in exceptions):
                     self.error(file, line, f"le déclencheur « {trigger} » se trouve dans une question du "
                                            f"motif « {motif_id} » ({other_file}:{other_line}) : cette "
                                            "question serait transférée à un conseiller. Précisez le "

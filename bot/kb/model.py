@@ -46,6 +46,9 @@ class Entry:
     line: int = 0
     triggers: tuple[str, ...] = ()
     """Hand-off entries only (``declencheurs:``): phrases that hand off before any NLU."""
+    trigger_exceptions: tuple[str, ...] = ()
+    """Hand-off entries only (``sauf:``): phrases of a general question that keep this
+    entry's triggers silent (bot/kb/triggers.py)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +94,8 @@ class KnowledgeBase:
                 {"id": m.id, "kind": m.kind.value, "label": m.label, "choix": m.choix}
                 for m in self.motifs.values()
             ],
-            "entries": [asdict(e) | {"questions": list(e.questions), "triggers": list(e.triggers)}
+            "entries": [asdict(e) | {"questions": list(e.questions), "triggers": list(e.triggers),
+                                     "trigger_exceptions": list(e.trigger_exceptions)}
                         for e in self.entries],
             "messages": dict(self.messages),
         }
@@ -103,7 +107,9 @@ class KnowledgeBase:
             for m in data["motifs"]
         }
         entries = tuple(Entry(**(e | {"questions": tuple(e["questions"]),
-                                      "triggers": tuple(e.get("triggers") or ())}))
+                                      "triggers": tuple(e.get("triggers") or ()),
+                                      "trigger_exceptions":
+                                          tuple(e.get("trigger_exceptions") or ())}))
                         for e in data["entries"])
         return cls(motifs, entries, dict(data["messages"]))
 

@@ -14,6 +14,14 @@ préposé", heard over G.711 for "… parler à un préposé"), so a trigger of 
 also matches once articles and prepositions are left out on both sides. A trigger that
 such stripping would reduce to one word ("un humain") keeps matching only as written,
 or "un conseiller" would fire on "un rendez-vous avec un conseiller".
+
+The words of an urgency also turn up in ordinary questions: "à quelle date il faut que je
+rende ma déclaration", "attestation de non dette", "mon rsa est suspendu pendant les
+vacances ou pas". An entry may therefore list exceptions (``sauf:``): the turns of a
+general question ("c'est quoi", "à quel âge", "pendant les vacances", "non dette"). When
+one of them is said too, that entry's triggers stay silent and the classifier reads the
+question like any other; a caller who is really in debt is still understood there, since
+the urgency's own training questions say so. Exceptions are matched like triggers.
 """
 
 from __future__ import annotations
@@ -79,6 +87,13 @@ class TriggerIndex:
         self._rules = [(TriggerRule.of(trigger), entry)
                        for entry in kb.entries for trigger in entry.triggers
                        if normalise(trigger)]
+        self._exceptions = {entry.id: [TriggerRule.of(phrase) for phrase in entry.trigger_exceptions
+                                       if normalise(phrase)]
+                            for entry in kb.entries}
+
+    def excepted(self, entry: Entry, normalised: str, bare: str) -> bool:
+        """Whether the text says one of ``entry``'s exceptions: a general question, not a case."""
+        return any(rule.found_in(normalised, bare) for rule in self._exceptions.get(entry.id, ()))
 
     def match(self, text: str) -> TriggerMatch | None:
         """The hand-off entry a caller's utterance triggers, or None.
@@ -92,7 +107,7 @@ class TriggerIndex:
         bare = without_glue(normalised)
         found: TriggerMatch | None = None
         for rule, entry in self._rules:
-            if rule.found_in(normalised, bare):
+            if rule.found_in(normalised, bare) and not self.excepted(entry, normalised, bare):
                 if entry.motif != GENERIC_HANDOFF_MOTIF:
                     return TriggerMatch(entry, rule.trigger)
                 found = found or TriggerMatch(entry, rule.trigger)
