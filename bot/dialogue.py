@@ -58,6 +58,18 @@ class Reply:
     end_call: bool = False
     """The conversation ends after this reply: goodbye, or a transfer to an advisor."""
     nlu_ms: int = 0
+    follow_ups: int = 0
+    """How many of the last ``parts`` ask what comes next ("Avez-vous une autre
+    question ?"): played as a message of their own, never billed as the answer."""
+
+    @property
+    def answer_parts(self) -> tuple[str, ...]:
+        return self.parts[:len(self.parts) - self.follow_ups]
+
+    @property
+    def follow_up_parts(self) -> tuple[str, ...]:
+        return self.parts[len(self.parts) - self.follow_ups:]
+
 
     @property
     def text(self) -> str:
@@ -114,7 +126,9 @@ class Dialogue:
         self._model_path = None
         self._rasa = RasaThread()
         self._reload_lock: asyncio.Lock | None = None  # made on the Rasa loop, used there
-        self._executor = build_executor(store.current, settings.dialogue.max_misunderstandings)
+        self._executor = build_executor(
+            store.current, settings.dialogue.max_misunderstandings,
+            dossier_transfer=bool(settings.telephony.dossier_personnel_uri))
 
     @classmethod
     async def load(cls, settings: Settings, store: KbStore | None = None) -> Dialogue:
@@ -191,9 +205,18 @@ class Dialogue:
             self.settings.dialogue.whole_question_confidence
 
     async def _forget(self, conversation_id: str) -> None:
+        trackers = self.trackers()
+        if trackers is not None:
+            trackers.pop(conversation_id, None)
+
+    def trackers(self) -> dict[str, Any] | None:
+        """The in-memory trackers by conversation id. Rasa wraps its store in a
+        ``FailSafeTrackerStore``: the dict is that wrapper's inner store (looking for it on
+        the wrapper found nothing, and every call's tracker stayed in memory for good)."""
         store = self._agent.tracker_store if self._agent else None
-        if store is not None and hasattr(store, "store"):
-            store.store.pop(conversation_id, None)
+        inner = getattr(store, "_tracker_store", store)
+        trackers = getattr(inner, "store", None)
+        return trackers if isinstance(trackers, dict) else None
 
     async def _ensure_model(self, snapshot: Snapshot) -> None:
         if snapshot.model_path == self._model_path:
@@ -230,6 +253,7 @@ class Dialogue:
             entry_id=meta.get("entry"),
             end_call=bool(meta.get("end_call")),
             nlu_ms=_ms_since(start),
+            follow_ups=min(int(meta.get("follow_ups") or 0), len(texts) - 1),
         )
 
 

@@ -72,6 +72,9 @@ class Line(Protocol):
     ended: asyncio.Event
 
 
+SATISFACTION_KEYS = frozenset("12345")
+"""The keys of the satisfaction question ("tapez de 1 à 5")."""
+
 REPLY_TARGET_S = 1.5
 """A turn's ASR deadline is the end of the caller's speech plus this: with every turn given
 the same offset, the node's queue serves turns in the order their callers stopped talking
@@ -177,6 +180,10 @@ class ConversationResult:
     turns: list[Turn] = field(default_factory=list)
     error: str | None = None
     """Set when a failure sent the caller to an advisor with the apology."""
+    satisfaction_asked: bool = False
+    """The satisfaction question was put to the caller (before a normal goodbye)."""
+    satisfaction: int | None = None
+    """The caller's key, 1 (not at all satisfied) to 5 (very); None: no answer."""
 
     @property
     def motif(self) -> str | None:
@@ -192,11 +199,23 @@ class ConversationResult:
 
     @property
     def billed_message(self) -> SpokenMessage | None:
-        """The bot's last answer: the message SC3.2 billing measures (docs/ledger.md)."""
+        """The bot's last answer: the message SC3.2 billing measures (docs/ledger.md). Its
+        follow-up ("Avez-vous une autre question ?") is a message of its own, ``follow_up``,
+        and not part of it."""
         for message in reversed(self.messages):
             if message.key == "reply" and message.action in ("answer", "reorient"):
                 return message
         return None
+
+    @property
+    def question(self) -> str:
+        """What the caller last asked, in their words: the transcript of the last turn that
+        carried a real question (keys and "oui", "merci" left out), else of any spoken turn."""
+        spoken = [t for t in self.turns if t.transcript and not t.transcript.startswith("[")]
+        for turn in reversed(spoken):
+            if turn.reply is not None and turn.reply.action != "dialogue":
+                return turn.transcript
+        return spoken[-1].transcript if spoken else ""
 
     @property
     def transcript(self) -> str:
@@ -230,6 +249,12 @@ class _Key:
 class _Played:
     playback: _Playback
     finished: PlaybackFinished
+    follow_up: PlaybackFinished | None = None
+    """How the playback's follow-up question went out, when it had one."""
+
+    @property
+    def interrupted(self) -> bool:
+        return self.finished.interrupted or bool(self.follow_up and self.follow_up.interrupted)
 
 
 @dataclass(frozen=True)
@@ -263,7 +288,9 @@ class _Playback:
     interruptible: bool
     reply: Reply | None = None
     then: str | None = None
-    """What follows when it has played: ``listen``, ``goodbye``, ``handoff``."""
+    """What follows when it has played: ``listen``, ``goodbye``, ``handoff``, ``survey``."""
+    follow_up: tuple[str, ...] = ()
+    """Played right after ``texts`` as a message of its own (``follow_up``), not billed."""
 
 
 class Conversation:
@@ -293,6 +320,14 @@ class Conversation:
         self._tasks: set[asyncio.Task[None]] = set()
         """Turns and playbacks in flight: kept (a task nobody holds may be collected) and
         cancelled when the conversation ends, so none outlives its call."""
+        self._goodbye: Reply | None = None
+        """The goodbye waiting for the caller's satisfaction key, while the survey runs."""
+
+    @property
+    def progress(self) -> ConversationResult:
+        """The conversation so far (read-only for others): the call flow reads the motif and
+        the caller's question from it when it hands the caller to an advisor."""
+        return self._result
 
     # --- entry point ------------------------------------------------------------------
     async def run(self, opening: Sequence[str] = ()) -> ConversationResult:
@@ -374,7 +409,7 @@ class Conversation:
             if self._speaking is None:
                 self._finish(Ending.HUNG_UP)
         elif isinstance(event, _Played):
-            await self._on_played(event.playback, event.finished)
+            await self._on_played(event)
         elif isinstance(event, _Loud):
             self._barge_ms += event.frame_ms
             if not self._barged and self._barge_ms >= self._vad_options.barge_in_ms:
@@ -402,7 +437,9 @@ class Conversation:
             self._drop_speculation()
         elif isinstance(event, SpeechEnded):
             self._barge_ms = 0
-            if self._may_take_turn():
+            if self._goodbye is not None and not self._speaking:
+                self._end_survey(None)  # words, not a key: no score, and goodbye
+            elif self._may_take_turn():
                 self._take_turn(event)
             else:
                 log.debug("%s: %d ms of speech over the bot ignored", self.id,
@@ -410,7 +447,9 @@ class Conversation:
                 self._drop_speculation()
         elif isinstance(event, NoInput) and not self._thinking and not self._speaking:
             messages = self.services.dialogue.snapshot.kb.messages
-            if event.count >= 2:
+            if self._goodbye is not None:
+                self._end_survey(None)
+            elif event.count >= 2:
                 self._say("no_input_handoff", (messages["no_input_handoff"],),
                           interruptible=False, then="handoff")
             else:
@@ -425,12 +464,20 @@ class Conversation:
             self._take_turn(ended)
 
     def _may_take_turn(self) -> bool:
-        """The caller's words are a turn unless the bot is busy and was not barged in on."""
+        """The caller's words are a turn unless the bot is busy and was not barged in on, or
+        waits for the satisfaction key."""
+        if self._goodbye is not None:
+            return False
         return not self._thinking and (self._speaking is None or self._barged)
 
     def _on_key(self, digit: str) -> None:
         """Keys work at any time, the greeting included ("appuyez sur zéro"), except while a
-        turn is being answered or the call is already ending."""
+        turn is being answered or the call is already ending. During the satisfaction
+        question, 1 to 5 is the caller's score and other keys are ignored."""
+        if self._goodbye is not None:
+            if digit in SATISFACTION_KEYS:
+                self._end_survey(int(digit))
+            return
         if self._thinking or (self._speaking and self._speaking.then != "listen"):
             return
         self._thinking = True
@@ -461,17 +508,47 @@ class Conversation:
         if reply.handoff:
             then = "handoff"
         elif reply.end_call:
+            question = self._satisfaction_question()
+            if question:  # the survey comes before the goodbye, which waits for its key
+                self._result.satisfaction_asked = True
+                self._goodbye = reply
+                self._say("satisfaction", (question,), interruptible=False, then="survey",
+                          started=turn)
+                return
             then = "goodbye"
-        self._say("reply", reply.parts, interruptible=not reply.end_call, then=then, reply=reply,
-                  started=turn)
+        self._say("reply", reply.answer_parts, interruptible=not reply.end_call, then=then,
+                  reply=reply, started=turn, follow_up=reply.follow_up_parts)
 
-    async def _on_played(self, playback: _Playback, finished: PlaybackFinished) -> None:
+    def _satisfaction_question(self) -> str:
+        """The survey's wording, or "" when editors switched it off (knowledge/messages.yml)."""
+        if self._result.satisfaction_asked:
+            return ""
+        return self.services.dialogue.snapshot.kb.messages.get("satisfaction_question", "")
+
+    def _end_survey(self, score: int | None) -> None:
+        """The caller's key (or none): say the goodbye that was waiting."""
+        goodbye, self._goodbye = self._goodbye, None
+        self._result.satisfaction = score
+        if self._speaking is not None:
+            self.line.playout.interrupt()  # a key over the question: straight to goodbye
+        self._endpointer.stop_listening()
+        self._say("reply", goodbye.parts, interruptible=False, then="goodbye", reply=goodbye)
+
+    async def _on_played(self, played: _Played) -> None:
+        playback, finished = played.playback, played.finished
         self._result.messages.append(SpokenMessage(
             key=playback.key, text=" ".join(playback.texts),
             action=playback.reply.action if playback.reply else None,
             motif=playback.reply.motif if playback.reply else None,
             message_ms=finished.message_ms, listened_ms=finished.listened_ms,
             interrupted=finished.interrupted))
+        if played.follow_up is not None:
+            self._result.messages.append(SpokenMessage(
+                key="follow_up", text=" ".join(playback.follow_up), action=None,
+                motif=playback.reply.motif if playback.reply else None,
+                message_ms=played.follow_up.message_ms,
+                listened_ms=played.follow_up.listened_ms,
+                interrupted=played.follow_up.interrupted))
         current = self._speaking is playback
         if current:
             self._speaking = None
@@ -480,9 +557,11 @@ class Conversation:
             if self._speaking is None:
                 self._finish(Ending.HUNG_UP)
             return
-        if finished.interrupted or not current:
+        if played.interrupted or not current:
             return  # barge-in or key: the caller's turn is already on its way
-        if playback.then == "goodbye":
+        if playback.then == "survey":
+            self._endpointer.listen(self._now_ms)  # a key, or no-input ends the wait
+        elif playback.then == "goodbye":
             self._finish(Ending.GOODBYE)
         elif playback.then == "handoff":
             await self._hand_off()
@@ -532,7 +611,9 @@ class Conversation:
                     log.exception("%s: could not judge the words so far", self.id)
             return transcript
 
-        self._speculative = (audio, asyncio.create_task(speculation()))
+        task = asyncio.create_task(speculation())
+        self._keep(task)  # cancelled with the call even once a turn has taken it over
+        self._speculative = (audio, task)
 
     def _drop_speculation(self) -> None:
         if self._speculative:
@@ -582,10 +663,11 @@ class Conversation:
 
     # --- speaking -------------------------------------------------------------------------
     def _say(self, key: str, texts: Sequence[str], interruptible: bool, then: str,
-             reply: Reply | None = None, started: Turn | None = None) -> None:
+             reply: Reply | None = None, started: Turn | None = None,
+             follow_up: Sequence[str] = ()) -> None:
         self._played += 1
         playback = _Playback(f"{key}-{self._played}", key, tuple(texts), interruptible, reply,
-                             then)
+                             then, tuple(follow_up))
         self._speaking = playback
         self._barge_ms = 0
         self._barged = False
@@ -595,7 +677,7 @@ class Conversation:
     def _spawn_playback(self, playback: _Playback, turn: Turn | None) -> None:
         async def play() -> None:
             try:
-                finished = await self._play(playback, turn)
+                played = await self._play(playback, turn)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # synthesis failed: nothing to say it with but a transfer
@@ -607,19 +689,23 @@ class Conversation:
                 else:
                     self._events.put_nowait(_Failed(exc))
                 return
-            self._events.put_nowait(_Played(playback, finished))
+            self._events.put_nowait(played)
 
         self._keep(asyncio.create_task(play()))
 
-    async def _play(self, playback: _Playback, turn: Turn | None) -> PlaybackFinished:
+    async def _play(self, playback: _Playback, turn: Turn | None) -> _Played:
         started = time.perf_counter()
 
         def first_audio() -> None:
             if turn is not None:
                 self._record_tts(turn, _ms_since(started))
 
-        return await speak(self.line.playout, self.services.speaker, playback.id,
-                           playback.texts, first_audio)
+        messages = [(playback.id, playback.texts)]
+        if playback.follow_up:
+            messages.append((f"follow_up-{playback.id}", playback.follow_up))
+        finished = await speak_in_turn(self.line.playout, self.services.speaker, messages,
+                                       first_audio)
+        return _Played(playback, finished[0], finished[1] if playback.follow_up else None)
 
     def _record_tts(self, turn: Turn, tts_ms: int) -> None:
         for index, recorded in enumerate(self._result.turns):
@@ -642,28 +728,53 @@ async def speak(playout: Playout, speaker: Speaker, message_id: str, texts: Sequ
     If the message is cut while still being synthesised, its ``message_ms`` is the whole
     text's duration (synthesis finishes for the cache anyway), not just what was made.
     """
-    done = playout.begin(message_id)
-    complete = True
-    for text in texts:
-        async with contextlib.aclosing(speaker.frames(text)) as frames:
-            async for frame in frames:
-                if on_first_audio is not None:
-                    on_first_audio()
-                    on_first_audio = None
-                if done.done():
-                    complete = False
-                    break
-                playout.push(frame, message_id)
-        if done.done():
-            complete = False
-            break
-    playout.end(message_id)
-    finished = await done
-    if not complete:
-        whole_ms = sum(cached.duration_ms for text in texts
-                       if (cached := speaker.cached(text)) is not None)
-        finished = dataclasses.replace(finished, message_ms=max(whole_ms, finished.message_ms))
+    [finished] = await speak_in_turn(playout, speaker, [(message_id, texts)], on_first_audio)
     return finished
+
+
+async def speak_in_turn(playout: Playout, speaker: Speaker,
+                        messages: Sequence[tuple[str, Sequence[str]]],
+                        on_first_audio: Callable[[], None] | None = None,
+                        ) -> list[PlaybackFinished]:
+    """Play several messages back to back, each measured on its own (an answer, then its
+    follow-up question): the next is queued behind the one playing, so no gap is heard.
+    Once one is cut, the rest is not played (``interrupted``, nothing heard)."""
+    queued: list[tuple[asyncio.Future[PlaybackFinished], Sequence[str], bool]] = []
+    cut = False
+    for message_id, texts in messages:
+        if cut:
+            skipped = asyncio.get_running_loop().create_future()
+            skipped.set_result(PlaybackFinished(message_id, 0, 0, interrupted=True))
+            queued.append((skipped, texts, True))
+            continue
+        done = playout.begin(message_id)
+        complete = True
+        for text in texts:
+            async with contextlib.aclosing(speaker.frames(text)) as frames:
+                async for frame in frames:
+                    if on_first_audio is not None:
+                        on_first_audio()
+                        on_first_audio = None
+                    if done.done():
+                        complete = False
+                        break
+                    playout.push(frame, message_id)
+            if done.done():
+                complete = False
+                break
+        playout.end(message_id)
+        queued.append((done, texts, complete))
+        cut = not complete
+    results = []
+    for done, texts, complete in queued:
+        finished = await done
+        if not complete:
+            whole_ms = sum(cached.duration_ms for text in texts
+                           if (cached := speaker.cached(text)) is not None)
+            finished = dataclasses.replace(finished,
+                                           message_ms=max(whole_ms, finished.message_ms))
+        results.append(finished)
+    return results
 
 
 def _ms_since(start: float) -> int:

@@ -122,6 +122,20 @@ call_stats = sa.Table(
 """Per call, for supervisors (migration 0005): ``reply_ms`` is each turn's reply time in
 milliseconds, comma-separated, in turn order. Nothing personal."""
 
+call_satisfaction = sa.Table(
+    "ledger_call_satisfaction",
+    metadata,
+    sa.Column("call_id", sa.String(255),
+              sa.ForeignKey("ledger_interactions.call_id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("started_at_ms", sa.BigInteger, nullable=False),
+    sa.Column("score", sa.SmallInteger, nullable=True),
+    sa.CheckConstraint("score IS NULL OR (score >= 1 AND score <= 5)",
+                       name="ck_call_satisfaction_score"),
+    sa.Index("ix_call_satisfaction_started", "started_at_ms"),
+)
+"""The satisfaction question at the end of a call (migration 0004): a row when it was asked,
+``score`` the key pressed, 1 (not at all satisfied) to 5 (very), NULL when none was."""
+
 # --- the console (migration 0003) ------------------------------------------------------------
 console_users = sa.Table(
     "console_users",

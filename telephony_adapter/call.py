@@ -35,6 +35,7 @@ from bot.pipeline import (
 from bot.playout import PlaybackFinished
 from ledger import Interaction, Ledger, Outcome
 from ledger.recordings import RecordingVault
+from telephony_adapter.handoff import Handoff
 from telephony_adapter.hours import HoursError, OpeningHours, current_time, is_open, load_closures
 from telephony_adapter.http import CallMetrics
 from telephony_adapter.live import LiveCall
@@ -124,7 +125,8 @@ class CallFlow:
                               handoff=handed, played=played)
 
         conversation = Conversation(self.services, leg, leg.call_id,
-                                    transfer=lambda: self._transfer(leg, transfers),
+                                    transfer=lambda: self._transfer(leg, transfers,
+                                                                    conversation.progress),
                                     on_turn=lambda turn: self._observe(turn, leg.call_id))
         result = await conversation.run(opening=opening)
         if result.ending is Ending.GOODBYE:
@@ -142,11 +144,15 @@ class CallFlow:
             log.warning("call %s: no RTP from the caller after %.0f s; speaking anyway",
                         leg.call_id, MEDIA_WAIT_S)
 
-    async def _transfer(self, leg: CallLeg, transfers: list[TransferResult]) -> bool:
+    async def _transfer(self, leg: CallLeg, transfers: list[TransferResult],
+                        conversation: ConversationResult | None = None) -> bool:
+        """Hand the caller over with the context of ``conversation`` (motif, urgency, their
+        question) in SIP headers, to the queue its motif calls for (``handoff.py``)."""
         if leg.ended.is_set():
             return False
+        handoff = Handoff.of(conversation)
         try:
-            result = await leg.transfer()
+            result = await leg.transfer(handoff.target(self.options), handoff.headers())
         except Exception:
             log.exception("call %s: transfer failed", leg.call_id)
             return False
@@ -234,6 +240,12 @@ class CallFlow:
             log.exception("call %s: ledger write failed", leg.call_id)
         if report.conversation is not None:
             await self._record_stats(leg.call_id, began, report.conversation)
+        if report.conversation is not None and report.conversation.satisfaction_asked:
+            stored = await self.ledger.arecord_satisfaction(
+                leg.call_id, began, report.conversation.satisfaction)
+            if not stored:
+                log.warning("call %s: satisfaction not stored (ledger database unreachable)",
+                            leg.call_id)
 
     async def _record_stats(self, call_id: str, began: datetime,
                             conversation: ConversationResult) -> None:

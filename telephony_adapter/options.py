@@ -51,8 +51,7 @@ class TelephonyOptions:
     transfer_fallback: str = "bridge"
     """What happens when the caller's side refuses REFER: ``bridge`` (the bot calls the
     advisor and bridges both legs' audio, staying in the media path) or ``none`` (the
-    transfer fails as refused). A 302 redirect is only possible before answering: see
-    ``CallLeg.redirect``."""
+    transfer fails as refused). SIP has no redirect (302) once a call is answered."""
     transfer_timeout_ms: int = 30000
     """How long a transfer may take, from REFER to the final NOTIFY, before it is given up."""
     max_calls: int = 20

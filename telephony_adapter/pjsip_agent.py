@@ -206,8 +206,7 @@ class PjsipAgent:
         if options.transfer_fallback not in ("bridge", "none"):
             raise SipStartError(
                 f"TelephonyOptions.transfer_fallback : « {options.transfer_fallback} » inconnu ; "
-                "choix possibles : bridge, none (une redirection 302 n'est possible qu'avant "
-                "de décrocher : CallLeg.redirect)."
+                "choix possibles : bridge, none."
             )
         self._ep = pj.Endpoint()
         ep = self._ep
@@ -504,15 +503,6 @@ class PjCall(pj.Call):
         except pj.Error as exc:
             log.warning("could not refuse a call with %d: %s", status, _pj_reason(exc))
 
-    def redirect(self, uri: str) -> None:
-        self.ended_locally = True
-        prm = pj.CallOpParam()
-        prm.statusCode = 302
-        header = pj.SipHeader()
-        header.hName, header.hValue = "Contact", f"<{uri}>"
-        prm.txOption.headers.append(header)
-        self.hangup(prm)
-
     def end(self) -> None:
         if self.gone:
             return
@@ -527,8 +517,8 @@ class PjCall(pj.Call):
 
     def start_transfer(self, uri: str, future: asyncio.Future[TransferResult]) -> None:
         self.transfer = _Transfer(uri, future)
-        try:
-            self.xfer(uri, pj.CallOpParam(True))
+        try:  # name-addr form: the target's URI headers must not read as Refer-To parameters
+            self.xfer(f"<{uri}>", pj.CallOpParam(True))
         except pj.Error as exc:
             log.warning("REFER to %s not sent: %s", uri, _pj_reason(exc))
             self._refer_refused(500, _pj_reason(exc))

@@ -177,22 +177,13 @@ class CallLeg:
         except asyncio.TimeoutError:
             log.warning("call %s: no end %.0f s after hang-up", self.call_id, _HANGUP_WAIT_S)
 
-    async def redirect(self, uri: str) -> None:
-        """Send the unanswered call elsewhere with 302 Moved Temporarily.
-
-        Only possible while ringing: SIP has no redirect once a call is answered, which is
-        why the answered-call fallback is the bridge.
-        """
-        if self.state is not CallState.RINGING:
-            raise RuntimeError("a call can only be redirected before it is answered")
-        await self._agent.submit(lambda call: call.redirect(uri), self._token)
-
     async def transfer(self, uri: str | None = None,
                        headers: Mapping[str, str] | None = None,
                        leave: bool = True) -> TransferResult:
         """Blind transfer to ``uri`` (default: the configured advisor) by REFER.
 
-        ``headers`` travel on the REFER target, so the advisor's INVITE carries them. On
+        ``headers`` travel on the REFER target as URI headers, so the advisor's INVITE
+        carries them (and the bridge's INVITE, when the REFER is refused). On
         success the bot leaves the call (REFER: it hangs up, unless ``leave`` is False and
         the caller of this method does; bridge: its audio is unplugged). On failure the
         call is still up and the caller still hears the bot: apologise, give the hours,

@@ -12,12 +12,15 @@ from bot.actions.handoff import ActionHandoff
 from bot.actions.reorient import ActionReorient
 
 
-def build_executor(snapshots: SnapshotSource, max_misunderstandings: int) -> ActionExecutor:
+def build_executor(snapshots: SnapshotSource, max_misunderstandings: int,
+                   dossier_transfer: bool = False) -> ActionExecutor:
+    """``dossier_transfer``: a transfer to the Caf's own service is configured
+    (``telephony.dossier_personnel_uri``), so questions about the caller's file offer it."""
     executor = ActionExecutor()
     for action in (
         ActionAnswer(snapshots),
         ActionHandoff(snapshots),
-        ActionReorient(snapshots),
+        ActionReorient(snapshots, dossier_transfer),
         ActionClarify(snapshots, max_misunderstandings),
         ActionConversation(snapshots),
     ):

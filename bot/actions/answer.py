@@ -15,6 +15,6 @@ class ActionAnswer(KbAction):
         motif = turn_motif(tracker)
         entry = selected_entry(tracker, self.kb, motif)
         answer = entry.answer if entry and entry.answer else self.message("clarify")
-        self.reply(dispatcher, tracker, answer, self.message("anything_else"), action="answer",
-                   motif=motif, entry=entry)
+        self.reply(dispatcher, tracker, answer, follow_up=self.message("anything_else"),
+                   action="answer", motif=motif, entry=entry)
         return understood(motif, reply_text=answer)

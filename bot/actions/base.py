@@ -48,19 +48,26 @@ class KbAction(Action):
         motif: str | None,
         entry: Entry | None = None,
         end_call: bool = False,
+        follow_up: str | None = None,
     ) -> None:
-        """Say ``parts`` in order (an answer, then "anything else?"): each part is a text the
-        audio cache holds on its own, so a composed reply still starts without synthesis."""
-        for part in parts[:-1]:
+        """Say ``parts`` in order, then ``follow_up`` ("anything else?"): each is a text the
+        audio cache holds on its own, so a composed reply still starts without synthesis.
+
+        The follow-up is a question about what comes next, not part of the answer: the
+        pipeline plays it as a message of its own, which SC3.2 billing does not measure
+        (docs/ledger.md)."""
+        texts = (*parts, follow_up) if follow_up else parts
+        for part in texts[:-1]:
             dispatcher.utter_message(text=part)
         dispatcher.utter_message(
-            text=parts[-1],
+            text=texts[-1],
             json_message={
                 "action": action,
                 "motif": motif,
                 "entry": entry.id if entry else None,
                 "confidence": intent_confidence(tracker),
                 "end_call": end_call,
+                "follow_ups": 1 if follow_up else 0,
             },
         )
 

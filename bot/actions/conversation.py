@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from bot.actions.base import KbAction, turn_motif, understood
 from bot.actions.clarify import HANDOFF_MOTIF
+from bot.actions.reorient import DOSSIER_MOTIF
 
 
 class ActionConversation(KbAction):
@@ -42,11 +43,16 @@ class ActionConversation(KbAction):
         if not last:
             return self.say(dispatcher, tracker, motif, self.message("nothing_to_repeat"))
         follow_up = "advisor_offer" if tracker.get_slot("advisor_offered") else "anything_else"
-        self.reply(dispatcher, tracker, last, self.message(follow_up), action="dialogue", motif=motif)
+        self.reply(dispatcher, tracker, last, follow_up=self.message(follow_up), action="dialogue",
+                   motif=motif)
         return understood(None, advisor_offered=bool(tracker.get_slot("advisor_offered")))
 
     def on_affirmer(self, dispatcher, tracker, motif):
         if tracker.get_slot("advisor_offered"):
+            if tracker.get_slot("last_motif") == DOSSIER_MOTIF:  # the Caf's own service
+                self.reply(dispatcher, tracker, self.message("dossier_personnel_handoff"),
+                           action="handoff", motif=DOSSIER_MOTIF, end_call=True)
+                return understood(DOSSIER_MOTIF)
             self.reply(dispatcher, tracker, self.message("handoff"), action="handoff",
                        motif=HANDOFF_MOTIF, end_call=True)
             return understood(HANDOFF_MOTIF)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import KbError
-from bot.kb.messages import MESSAGE_KEYS
+from bot.kb.messages import MESSAGE_KEYS, OPTIONAL_MESSAGE_KEYS
 from bot.kb.model import Entry, KnowledgeBase, Motif, MotifKind
 from bot.kb.triggers import TriggerRule, normalise, without_glue
 from bot.kb.yaml_lines import LDict, Unreadable, line_of, load_yaml
@@ -192,10 +192,13 @@ class _Checker:
             return
         for key, value in messages.items():
             line = messages.key_lines[key]
-            if key not in MESSAGE_KEYS:
-                self.error(file, line, f"message inconnu « {key} »{_suggest(key, MESSAGE_KEYS)} ; "
+            known = {**MESSAGE_KEYS, **OPTIONAL_MESSAGE_KEYS}
+            if key not in known:
+                self.error(file, line, f"message inconnu « {key} »{_suggest(key, known)} ; "
                                        "le code ne le dirait jamais.")
                 continue
+            if key in OPTIONAL_MESSAGE_KEYS and (value is None or value == ""):
+                continue  # left empty on purpose: the feature is off
             if not isinstance(value, str) or not value.strip():
                 self.error(file, line, f"le message « {key} » est vide : écrivez la phrase à dire.")
                 continue

@@ -24,4 +24,14 @@ MESSAGE_KEYS: dict[str, str] = {
     "out_of_hours": "hors des horaires d'ouverture : donner les horaires, puis raccrocher",
     "saturation": "trop d'appels en cours : annoncer le transfert vers un conseiller",
     "transfer_failed": "échec du transfert : s'excuser et donner les horaires des conseillers",
+    "dossier_personnel_route": "question sur son dossier, sans transfert configuré : dire comment "
+                               "joindre le service de la Caf qui y a accès (choix 1, rappel)",
+    "dossier_personnel_handoff": "question sur son dossier, transfert accepté : annoncer la mise "
+                                 "en relation avec le service de la Caf",
 }
+
+OPTIONAL_MESSAGE_KEYS: dict[str, str] = {
+    "satisfaction_question": "enquête de satisfaction avant l'au revoir (touches 1 à 5) ; "
+                             "supprimer la ligne pour ne plus la poser",
+}
+"""Messages whose presence switches a feature on: absent or empty, the code says nothing."""

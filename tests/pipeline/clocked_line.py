@@ -48,6 +48,8 @@ class ClockedLine:
         self.transfer_succeeds = True
         self._speech = bytearray()
         self._cues: list[_Cue] = []
+        self._timers: list[_Cue] = []
+        """Cues armed when a message ends (``after`` with ``delay_ms``)."""
         begin = self.playout.begin
 
         def watched_begin(message_id: str):
@@ -69,9 +71,22 @@ class ClockedLine:
         """Do ``action`` once ``heard_ms`` of the ``nth`` ``key`` message has been heard."""
         self._cues.append(_Cue(key, heard_ms, action, skip=nth - 1))
 
-    def after(self, key: str, action: Callable[[], None], nth: int = 1) -> None:
-        """Do ``action`` when the ``nth`` ``key`` message has ended (played, cut or hung up)."""
-        self._cues.append(_Cue(key, -1, action, skip=nth - 1))
+    def after(self, key: str, action: Callable[[], None], nth: int = 1,
+              delay_ms: int = 0) -> None:
+        """Do ``action`` when the ``nth`` ``key`` message has ended (played, cut or hung up),
+        or once the bot has spoken ``delay_ms`` more after it: a message queued behind
+        another (an answer's follow-up question) begins before it is heard, so "400 ms into
+        the follow-up" is "400 ms after the answer"."""
+        if not delay_ms:
+            self._cues.append(_Cue(key, -1, action, skip=nth - 1))
+            return
+        timer = _Cue(key, delay_ms, action)
+
+        def arm() -> None:
+            timer.start_ms = self.bot_ms
+            self._timers.append(timer)
+
+        self._cues.append(_Cue(key, -1, arm, skip=nth - 1))
 
     def say(self, audio: AudioFrame) -> Callable[[], None]:
         return lambda: self._speech.extend(resample(audio, LINE_RATE).pcm)
@@ -107,7 +122,7 @@ class ClockedLine:
             self.heard += out
             if busy:
                 self.bot_ms += FRAME_MS
-            for cue in self._cues:
+            for cue in (*self._cues, *self._timers):
                 if cue.heard_ms >= 0 and cue.start_ms is not None \
                         and self.bot_ms - cue.start_ms >= cue.heard_ms:
                     self._fire(cue)

@@ -4,7 +4,8 @@
 It is pjsua2 in its own process, so the endpoint under test sees a separate SIP stack
 over real sockets. Run as ``python pjsua_phone.py URI WAV [--info-digits 5#]
 [--refuse-refer]``; it prints one JSON line per event (``ready``, ``confirmed``,
-``info_sent``, ``refer_refused``, ``disconnected``) and exits when the call ends.
+``info_sent``, ``refer_refused``, ``refer_followed``, ``disconnected``) and exits when the
+call ends.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ class Phone(pj.Call):
         if self.refuse_refer:
             prm.statusCode = 603
             emit("refer_refused", target=prm.dstUri)
+        else:  # pjsua follows it: a new call to the target, with the target's URI headers
+            emit("refer_followed", target=prm.dstUri)
 
 
 def main() -> int:

@@ -114,6 +114,9 @@ class SipPeer(asyncio.DatagramProtocol):
     as a worker whose speech engine is down does."""
     options_reply: int | None = 200
     """Answer to OPTIONS keepalives; None: stays silent."""
+    answer_sdp: bool = False
+    """Answer an INVITE's SDP offer with a PCMU stream (to a port nobody reads), as an
+    advisor's phone would: a real user agent then treats the call as established."""
     port: int = 0
     requests: list[SipMessage] = field(default_factory=list)
     """Every request received, retransmissions included, in order."""
@@ -342,8 +345,13 @@ class SipPeer(asyncio.DatagramProtocol):
                   f"Call-ID: {request.header('Call-ID')}", f"CSeq: {request.header('CSeq')}"]
         if request.method == "INVITE" and code < 300:
             lines.append(f"Contact: <sip:{self.name}@127.0.0.1:{self.port}>")
-        lines += [f"X-Peer: {self.name}", "Content-Length: 0"]
-        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+        body = b""
+        if request.method == "INVITE" and 200 <= code < 300 and self.answer_sdp \
+                and request.body:
+            body = _sdp_answer(self.name, self.port + 2).encode()
+            lines.append("Content-Type: application/sdp")
+        lines += [f"X-Peer: {self.name}", f"Content-Length: {len(body)}"]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
 
     def _request(self, method: str, ruri: str, branch: str, headers: list[str]) -> bytes:
         hops = [] if any(h.startswith("Max-Forwards:") for h in headers) else ["Max-Forwards: 70"]
@@ -355,6 +363,12 @@ class SipPeer(asyncio.DatagramProtocol):
     def _send(self, data: bytes, addr: tuple[str, int]) -> None:
         if self.transport is not None:
             self.transport.sendto(data, addr)
+
+
+def _sdp_answer(name: str, rtp_port: int) -> str:
+    return "\r\n".join([
+        "v=0", f"o={name} 1 1 IN IP4 127.0.0.1", "s=-", "c=IN IP4 127.0.0.1", "t=0 0",
+        f"m=audio {rtp_port} RTP/AVP 0", "a=rtpmap:0 PCMU/8000", "a=sendrecv", ""])
 
 
 def _uri_of(header: str) -> str:

@@ -130,6 +130,5 @@ def test_unknown_transfer_fallback_is_reported_in_french(world):
         world.run(endpoint.start())
     assert str(caught.value) == (
         "TelephonyOptions.transfer_fallback : « redirect302 » inconnu ; choix possibles : "
-        "bridge, none (une redirection 302 n'est possible qu'avant de décrocher : "
-        "CallLeg.redirect)."
+        "bridge, none."
     )

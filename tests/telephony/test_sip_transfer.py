@@ -144,29 +144,3 @@ def test_refused_refer_without_fallback_is_refused(world):
     assert (result.outcome, result.method, result.sip_status) == (
         TransferOutcome.REFUSED, "refer", 603)
     assert handler.state_after is CallState.ANSWERED
-
-
-def test_ringing_call_can_be_redirected_with_302(world):
-    redirected: list[CallLeg] = []
-
-    async def on_call(leg: CallLeg) -> None:
-        redirected.append(leg)
-        await leg.redirect(advisor.uri)
-
-    async def scenario():
-        nonlocal advisor
-        advisor = await world.phone("conseiller", source=world.advisor_audio(), answermode="auto")
-        endpoint = await world.endpoint(on_call)
-        _, wav = world.caller_audio(8000, total_s=5.0)
-        caller = await world.phone("caller", source=wav)
-        await caller.command("dial", f"sip:3230@127.0.0.1:{endpoint.sip_port}")
-        # baresip follows the 302 by itself: the advisor gets the caller's call directly.
-        incoming = await advisor.wait_event("CALL_ESTABLISHED", timeout_s=10)
-        await asyncio.wait_for(redirected[0].ended.wait(), 5)
-        return incoming
-
-    advisor = None
-    incoming = world.run(scenario())
-    assert "caller@127.0.0.1" in incoming["peeruri"]
-    leg = redirected[0]
-    assert (leg.end_status, leg.ended_by_caller, leg.answered_at) == (302, False, None)
