@@ -101,13 +101,29 @@ def test_an_explicit_request_for_a_person_is_handed_off(dialogue, call):
     assert (reply.action, reply.motif, reply.end_call) == ("handoff", "conseiller", True)
 
 
-def test_personal_file_question_offers_an_advisor_and_yes_hands_off(dialogue, call):
-    offer = call.say("vous pouvez regarder mon dossier")
-    assert (offer.action, offer.motif, offer.end_call) == ("reorient", "dossier_personnel", False)
-    assert offer.parts[-1] == message(dialogue, "advisor_offer")
-    accepted = call.say("oui")
-    assert (accepted.action, accepted.motif, accepted.end_call) == ("handoff", "conseiller", True)
-    assert accepted.text == message(dialogue, "handoff")
+def test_personal_file_question_points_to_the_cafs_own_service(dialogue, call):
+    """Nobody here can open the caller's file (CCTP §3.1, §4.1): no contractor advisor, the
+    way to the Caf instead (choice 1, call-back), then "anything else?"."""
+    reply = call.say("vous pouvez regarder mon dossier")
+    assert (reply.action, reply.motif, reply.end_call) == ("reorient", "dossier_personnel", False)
+    assert reply.answer_parts[-1] == message(dialogue, "dossier_personnel_route")
+    assert reply.follow_up_parts == (message(dialogue, "anything_else"),)
+    assert call.say("oui").action != "handoff"
+
+
+def test_with_the_cafs_service_configured_yes_is_handed_to_it(dialogue, call):
+    reorient = dialogue._executor.actions["action_reorient"].__self__
+    reorient.dossier_transfer = True  # as telephony.dossier_personnel_uri set does
+    try:
+        offer = call.say("vous pouvez regarder mon dossier")
+        accepted = call.say("oui")
+    finally:
+        reorient.dossier_transfer = False
+    assert offer.follow_up_parts == (message(dialogue, "advisor_offer"),)
+    assert message(dialogue, "dossier_personnel_route") not in offer.parts
+    assert (accepted.action, accepted.motif, accepted.end_call) == (
+        "handoff", "dossier_personnel", True)
+    assert accepted.text == message(dialogue, "dossier_personnel_handoff")
 
 
 def test_repeat_replays_the_last_answer(dialogue, call):
