@@ -1,8 +1,13 @@
 """Speech in and out, measured on this machine: prints one JSON object.
 
-- ``asr``: word error rate on the recorded French telephone set (tests/data/asr/fr, after a
-  G.711 μ-law round trip at 8 kHz), with and without the Caf domain prompt; real-time
-  factor (ASR time / audio time); model load time.
+- ``data_note``: what the recordings are. tests/data/asr/fr and fr_test hold the French
+  voice prompts of the Asterisk telephone exchange ("Ce code d'accès est invalide…") read
+  in a studio by one professional Canadian French voice: real recorded speech on a
+  telephone band, but neither Caf questions nor real callers (no hesitations, noise,
+  accents or mobile codecs). Figures on real callers will differ.
+- ``asr``: word error rate on that telephone set (tests/data/asr/fr, after a G.711 μ-law
+  round trip at 8 kHz), with and without the Caf domain prompt; real-time factor (ASR time
+  / audio time); model load time.
 - ``window``: Whisper's 30 s encoder window against the short one the CPU uses by default
   (the speech plus ``asr.window_pad_s``): word error rate and time, on the development set
   and on the frozen test set ``tests/data/asr/fr_test``.
@@ -15,7 +20,9 @@
 - ``pipeline``: ``response_ms`` through the real conversation pipeline (VAD, endpointing,
   Whisper with the knowledge base's prompt, the dialogue, the audio cache) on a line clocked
   in real time: for each recorded 2–4.5 s utterance of the set, from the end of the
-  caller's speech to the first audio of the reply, p50/p95, for beam sizes 5 and 1.
+  caller's speech to the first audio of the reply, p50/p95, for beam sizes 5 and 1; and
+  ``understood``: for each prompt, the transcript and what the bot made of it (action,
+  motif), since they are not Caf questions.
 - ``peak_rss_mb``.
 
 Usage: ``.venv/bin/python benchmarks/voice.py [--quick] [--device cuda] [--skip-pipeline]``.
@@ -56,6 +63,11 @@ from bot.audio import (  # noqa: E402
 )
 
 DATA = ROOT / "tests" / "data" / "asr" / "fr"
+DATA_NOTE = ("The recordings (tests/data/asr/fr, fr_test) are IVR prompts read by a studio "
+             "voice: the French sound prompts of the Asterisk telephone exchange, one "
+             "professional Canadian French voice. Real recorded speech on a telephone band, "
+             "but not real callers and not Caf questions; 'pipeline.understood' is what the "
+             "bot made of each.")
 CAF_TERMS = ["allocataire", "Mon Compte", "prime d'activité", "RSA", "APL", "FranceConnect",
              "numéro allocataire", "mot de passe", "attestation de paiement"]
 END_SILENCES_MS = (500, 600, 700, 900, 1000, 1100, 1200)
@@ -77,7 +89,8 @@ def main() -> int:
     started = time.monotonic()
     transcriber = Transcriber.load(options, ROOT / "models")
     load_ms = round((time.monotonic() - started) * 1000)
-    report: dict = {"machine": {"cpus": _cpus(), "device": args.device,
+    report: dict = {"data_note": DATA_NOTE,
+                    "machine": {"cpus": _cpus(), "device": args.device,
                                 "compute_type": compute_type}}
     report["asr"] = {"model": options.model, "load_ms": load_ms,
                      **_asr(transcriber, args.quick)}
@@ -355,9 +368,10 @@ async def _pipeline(transcriber: Transcriber, quick: bool) -> dict:
 
     rows = [line.split("\t") for line in
             (DATA / "transcripts.tsv").read_text(encoding="utf-8").splitlines()[1:]]
-    questions = [a for name, *_ in rows
-                 if 2000 <= (a := _telephone(read_wav(DATA / name))).duration_ms <= 4500]
-    questions = questions[:4] if quick else questions
+    prompts = [(name, text, a) for name, text, *_ in rows
+               if 2000 <= (a := _telephone(read_wav(DATA / name))).duration_ms <= 4500]
+    prompts = prompts[:4] if quick else prompts
+    questions = [audio for _, _, audio in prompts]
     with tempfile.TemporaryDirectory() as tmp:
         state = Path(tmp)
         (ROOT / "var" / "models").mkdir(parents=True, exist_ok=True)
@@ -369,6 +383,8 @@ async def _pipeline(transcriber: Transcriber, quick: bool) -> dict:
         out: dict = {"questions": len(questions),
                      "question_s_mean": round(statistics.mean(q.duration_ms for q in questions)
                                               / 1000, 2)}
+        understood: list[dict] = []
+        out["understood"] = understood
         for beam in (5, 1):
             options = dataclasses.replace(transcriber.options, beam_size=beam)
             services = VoiceServices(settings, transcriber.with_options(options),
@@ -389,6 +405,13 @@ async def _pipeline(transcriber: Transcriber, quick: bool) -> dict:
                 line.hang_up()
                 await clock
                 turns += result.turns
+                if beam == 5:  # what the bot understood of each prompt, once
+                    name, text, _ = prompts[number]
+                    understood.append({
+                        "file": name, "said": text,
+                        "transcripts": [t.transcript for t in result.turns],
+                        "replies": [{"action": t.reply.action, "motif": t.reply.motif}
+                                    for t in result.turns if t.reply is not None]})
             response = sorted(t.response_ms for t in turns)
             out[f"beam_{beam}"] = {
                 "turns": len(turns),

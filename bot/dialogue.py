@@ -70,7 +70,6 @@ class Reply:
     def follow_up_parts(self) -> tuple[str, ...]:
         return self.parts[len(self.parts) - self.follow_ups:]
 
-
     @property
     def text(self) -> str:
         return " ".join(self.parts)
@@ -128,7 +127,8 @@ class Dialogue:
         self._reload_lock: asyncio.Lock | None = None  # made on the Rasa loop, used there
         self._executor = build_executor(
             store.current, settings.dialogue.max_misunderstandings,
-            dossier_transfer=bool(settings.telephony.dossier_personnel_uri))
+            dossier_transfer=bool(settings.telephony.dossier_personnel_uri),
+            floors=settings.dialogue)
 
     @classmethod
     async def load(cls, settings: Settings, store: KbStore | None = None) -> Dialogue:
@@ -229,9 +229,8 @@ class Dialogue:
             from rasa.core.agent import Agent
 
             log.info("loading model %s", snapshot.model_path)
-            agent = await asyncio.to_thread(
-                Agent.load, str(snapshot.model_path), action_endpoint=_in_process_endpoint(self._executor)
-            )
+            agent = await asyncio.to_thread(Agent.load, str(snapshot.model_path),
+                                            action_endpoint=_in_process_endpoint(self._executor))
             if self._agent is not None:  # carry live conversations over to the new model
                 agent.tracker_store = self._agent.tracker_store
                 agent.processor.tracker_store = self._agent.tracker_store
@@ -242,7 +241,8 @@ class Dialogue:
 
     def _to_reply(self, messages: list[dict[str, Any]], start: float) -> Reply:
         texts = [m["text"] for m in messages if m.get("text")]
-        meta = next((m["custom"] for m in reversed(messages) if isinstance(m.get("custom"), dict)), None)
+        meta = next((m["custom"] for m in reversed(messages)
+                     if isinstance(m.get("custom"), dict)), None)
         if meta is None or not texts:  # an action failed: Rasa logged it and went on silently
             raise DialogueError(f"no qualified reply from the dialogue core: {messages!r}")
         return Reply(

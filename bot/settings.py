@@ -55,13 +55,34 @@ class DialogueOptions:
     """A short utterance whose transcript at a pause is a motif understood with at least
     this confidence ends its turn after ``vad.end_silence_ms`` instead of
     ``vad.short_end_silence_ms`` (bot/pipeline.py, "whole question"); 1.01 switches it off."""
+    # Confidence floors (bot/actions/floors.py): the least classifier confidence each action
+    # needs; a turn under its floor is handled as not understood (rephrase once, then an
+    # advisor). Turns handed over by a trigger phrase or a key have confidence 1.0. The
+    # FallbackClassifier threshold in config.yml (0.25) already applies to every turn.
+    answer_confidence: float = 0.25
+    """Floor (0-1) for answering a FAQ entry."""
+    reorient_confidence: float = 0.25
+    """Floor (0-1) for saying where a question is handled (personal file, other body)."""
+    handoff_confidence: float = 0.25
+    """Floor (0-1) for a transfer the classifier chose (an advisor asked for, an urgency);
+    low on purpose: transferring a caller who did not need it is the cheap mistake."""
+    goodbye_confidence: float = 0.6
+    """Floor (0-1) for a goodbye, which ends the call. A caller is never dropped on a guess;
+    two silences in a row also end in a transfer (bot/pipeline.py)."""
+    no_confidence: float = 0.5
+    """Floor (0-1) for "non", which ends the call after an answer or an advisor offer."""
+    yes_confidence: float = 0.5
+    """Floor (0-1) for "oui", which transfers the call after an advisor offer."""
+    small_talk_confidence: float = 0.4
+    """Floor (0-1) for hello, thanks and "répétez"."""
     frustration_words: tuple[str, ...] = (
         "marre", "ras le bol", "n'importe quoi", "c'est nul", "énervé", "énervée", "agacé",
         "insupportable", "inadmissible", "inacceptable", "scandale", "scandaleux", "honteux",
         "débile", "stupide", "vous comprenez rien", "tu comprends rien", "ça marche pas",
         "j'en peux plus", "laissez tomber")
     """Words or phrases (accents and case ignored, whole words) that flag a caller's
-    frustration in the supervisors' analysis; counted per call, never stored as words."""
+    frustration in the supervisors' analysis; counted per call, never stored as words. A
+    caller who says one is never told goodbye (bot/actions/floors.py)."""
 
 
 @dataclass(frozen=True)
