@@ -322,6 +322,9 @@ class Conversation:
         cancelled when the conversation ends, so none outlives its call."""
         self._goodbye: Reply | None = None
         """The goodbye waiting for the caller's satisfaction key, while the survey runs."""
+        self._held: list[SpeechEnded] = []
+        """Pieces of an utterance cut at ``max_utterance_ms`` while the caller went on: the
+        turn is their words whole, once the caller stops (``_take_turn``)."""
 
     @property
     def progress(self) -> ConversationResult:
@@ -440,7 +443,11 @@ class Conversation:
             if self._goodbye is not None and not self._speaking:
                 self._end_survey(None)  # words, not a key: no score, and goodbye
             elif self._may_take_turn():
-                self._take_turn(event)
+                if event.capped and self._held_ms() + _duration_ms(event) < self._hold_max_ms():
+                    self._held.append(event)  # the caller goes on: keep listening
+                    self._drop_speculation()
+                else:
+                    self._take_turn(event)
             else:
                 log.debug("%s: %d ms of speech over the bot ignored", self.id,
                           event.end_ms - event.start_ms)
@@ -480,12 +487,27 @@ class Conversation:
             return
         if self._thinking or (self._speaking and self._speaking.then != "listen"):
             return
+        self._held.clear()
         self._thinking = True
         self._endpointer.stop_listening()
         self.line.playout.interrupt()
         self._spawn(self._dtmf_turn(digit))
 
+    def _held_ms(self) -> int:
+        return sum(_duration_ms(piece) for piece in self._held)
+
+    def _hold_max_ms(self) -> int:
+        """How long a caller may talk without a pause before the bot answers what it has:
+        three capped pieces (a minute by default), the transcriber cuts them in pauses."""
+        return 3 * self._vad_options.max_utterance_ms
+
     def _take_turn(self, event: SpeechEnded) -> None:
+        if self._held:  # an utterance longer than the cap: the turn is all of it
+            pieces, self._held = [*self._held, event], []
+            audio = AudioFrame(b"".join(p.audio.pcm for p in pieces), event.audio.sample_rate)
+            event = SpeechEnded(audio=audio, start_ms=pieces[0].start_ms, end_ms=event.end_ms,
+                                at_ms=event.at_ms, capped=event.capped)
+            self._drop_speculation()
         self._thinking = True
         self._endpointer.stop_listening()
         if self._speaking:
@@ -779,3 +801,7 @@ async def speak_in_turn(playout: Playout, speaker: Speaker,
 
 def _ms_since(start: float) -> int:
     return int((time.perf_counter() - start) * 1000)
+
+
+def _duration_ms(event: SpeechEnded) -> int:
+    return event.audio.duration_ms

@@ -170,3 +170,21 @@ def test_a_short_whole_question_does_not_wait_the_long_silence(voice_services,
     assert turn.reply.handoff, turn
     options = voice_services.settings.vad
     assert options.end_silence_ms <= turn.wait_ms < options.short_end_silence_ms, turn
+
+
+def test_a_caller_who_talks_past_the_longest_utterance_is_understood_whole(voice_services,
+                                                                         line,
+                                                                         event_loop_runner):
+    """With utterances capped at 4 s, a 7.3 s sentence is cut in a pause; the bot waits for
+    the caller to stop and transcribes both pieces as one turn: the end is not lost."""
+    long_speech = read_wav(ASR / "queue-periodic-announce.wav")  # « …vous répondra sous peu »
+    vad = dataclasses.replace(voice_services.settings.vad, max_utterance_ms=4000)
+    settings = dataclasses.replace(voice_services.settings, vad=vad)
+    services = dataclasses.replace(voice_services, settings=settings)
+    line.after("greeting", line.say(long_speech))
+    line.after("reply", line.hang_up)
+    result = converse(services, line, event_loop_runner, "long-utterance")
+    [turn] = result.turns
+    words = turn.transcript.lower()
+    assert "représentant" in words and "répondra" in words, turn.transcript
+    assert "occupé" in words or "occupe" in words, turn.transcript
