@@ -96,6 +96,7 @@ class Settings:
     telephony: TelephonyOptions = field(default_factory=TelephonyOptions)
     balancer: BalancerOptions = field(default_factory=BalancerOptions)
     node: NodeOptions = field(default_factory=NodeOptions)
+    console: ConsoleOptions = field(default_factory=ConsoleOptions)
 
 
 def load(file: Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -103,7 +104,6 @@ def load(file: Path | None = None, env: Mapping[str, str] | None = None) -> Sett
     env = os.environ if env is None else env
     if file is None and env.get("VOICEBOT_CONFIG"):
         file = Path(env["VOICEBOT_CONFIG"])
-    console: ConsoleOptions = field(default_factory=ConsoleOptions)
     if file is None and (PROJECT_ROOT / "voicebot.yml").exists():
         file = PROJECT_ROOT / "voicebot.yml"
 
@@ -123,8 +123,16 @@ def _read_file(file: Path) -> dict[str, dict[str, Any]]:
         data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
     except FileNotFoundError:
         raise SettingsError(f"Fichier de configuration introuvable : {file}") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise SettingsError(f"{file} : fichier de configuration illisible ({exc.strerror})."
+                            ) from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{file} : le fichier n'est pas en UTF-8 ; enregistrez-le en "
+                            "UTF-8.") from None
     except yaml.YAMLError as exc:
         raise SettingsError(f"{file} : YAML invalide ({exc})") from None
+    except ValueError as exc:  # e.g. an impossible date, which safe_load turns into a date
+        raise SettingsError(f"{file} : valeur invalide ({exc}).") from None
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
         raise SettingsError(
             f"{file} : chaque section (paths, asr, tts…) doit être un dictionnaire de réglages."

@@ -350,11 +350,11 @@ class Node:
             worker.signal(signal.SIGTERM)
         await asyncio.gather(*(w.stop(self.grace_s + STOP_SIGNAL_WAIT_S) for w in self.workers))
         await self.engine.stop(self.grace_s + STOP_SIGNAL_WAIT_S)
+        if self.console is not None:
+            await self.console.stop(STOP_SIGNAL_WAIT_S)
         for task in self._watchers:
             task.cancel()
         if self.kamailio is not None:
-        if self.console is not None:
-            await self.console.stop(STOP_SIGNAL_WAIT_S)
             await self.kamailio.stop()
         if self._rows:
             await asyncio.wait(self._rows, timeout=STOP_SIGNAL_WAIT_S)
