@@ -7,6 +7,7 @@ the tests with what to install: these tests run in CI too, they are never skippe
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -60,3 +61,23 @@ def any_ledger(request: pytest.FixtureRequest, settings: Settings) -> Iterator[L
     ledger = Ledger.open(settings, url, require_database=True)
     yield ledger
     ledger.close()
+
+
+@pytest.fixture
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """``run("ledger", "import", FILE)`` -> (exit code, stdout, stderr): the real
+    ``voicebot`` command, in process, on a fresh state directory and no VOICEBOT_ variables."""
+    from bot.cli.main import main
+
+    for name in list(os.environ):
+        if name.startswith("VOICEBOT_"):
+            monkeypatch.delenv(name)
+    config = tmp_path / "voicebot.yml"
+    config.write_text(f"paths:\n  state_dir: {tmp_path / 'state'}\n", encoding="utf-8")
+
+    def invoke(*argv: str) -> tuple[int, str, str]:
+        code = main(["--config", str(config), *map(str, argv)])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return invoke

@@ -2,32 +2,10 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import pytest
 from ledger_builders import DATA, SC32_MARCH
-
-from bot.cli.main import main
 
 MARCH = DATA / "march_2024.csv"
 
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
-    """``run("ledger", "import", FILE)`` -> (exit code, stdout, stderr)."""
-    for name in list(os.environ):
-        if name.startswith("VOICEBOT_"):
-            monkeypatch.delenv(name)
-    config = tmp_path / "voicebot.yml"
-    config.write_text(f"paths:\n  state_dir: {tmp_path / 'state'}\n", encoding="utf-8")
-
-    def invoke(*argv: str) -> tuple[int, str, str]:
-        code = main(["--config", str(config), *map(str, argv)])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 def test_import_report_export_round_trip(run, tmp_path):

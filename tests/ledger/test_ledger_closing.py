@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
-import pytest
 from ledger_builders import DATA, SC32_MARCH, interaction, paris
 
-from bot.cli.main import main
 from ledger import RecordResult
 from ledger.api import _event
 from ledger.csv_io import HEADER
@@ -22,21 +19,6 @@ LATE_ADVISOR = ("late-adv,advisor,0711223344,2024-03-15T11:00:00+01:00,"
                 "2024-03-15T11:10:00+01:00,,,,")
 """Reaches an advisor after k1 (2024-03-15, productive 100 s): voids it by rule 3."""
 
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
-    for name in list(os.environ):
-        if name.startswith("VOICEBOT_"):
-            monkeypatch.delenv(name)
-    config = tmp_path / "voicebot.yml"
-    config.write_text(f"paths:\n  state_dir: {tmp_path / 'state'}\n", encoding="utf-8")
-
-    def invoke(*argv: str) -> tuple[int, str, str]:
-        code = main(["--config", str(config), *map(str, argv)])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 def csv_file(tmp_path: Path, name: str, *lines: str) -> Path:

@@ -6,36 +6,18 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-import os
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ledger_builders import DATA
 
-from bot.cli.main import main
 from bot.errors import VoicebotError
 from ledger.csv_io import HEADER, read_csv
 from ledger.pseudonym import Pseudonymizer
 
 GOOD = "c1,bot,0612345678,2024-03-01T10:00:00+01:00,2024-03-01T10:01:00+01:00,rsa,10,8,false"
 
-
-@pytest.fixture
-def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
-    for name in list(os.environ):
-        if name.startswith("VOICEBOT_"):
-            monkeypatch.delenv(name)
-    config = tmp_path / "voicebot.yml"
-    config.write_text(f"paths:\n  state_dir: {tmp_path / 'state'}\n", encoding="utf-8")
-
-    def invoke(*argv: str) -> tuple[int, str, str]:
-        code = main(["--config", str(config), *map(str, argv)])
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
 
 
 def rows_stored(run) -> int:
