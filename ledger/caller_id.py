@@ -104,12 +104,13 @@ def peer_is_trusted(peer: str | None, trusted_peers: Sequence[Network]) -> bool:
     """``peer`` is ``192.0.2.1``, ``192.0.2.1:5060``, ``[2001:db8::1]:5060`` or ``2001:db8::1``."""
     if not peer or not trusted_peers:
         return False
-    address = _address(peer)
+    address = peer_address(peer)
     return address is not None and any(address in network for network in trusted_peers
                                        if network.version == address.version)
 
 
-def _address(peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def peer_address(peer: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The IP address of a SIP peer written ``host``, ``host:port`` or ``[v6]:port``."""
     text = peer.strip()
     if text.startswith("["):
         text = text[1:].split("]", 1)[0]

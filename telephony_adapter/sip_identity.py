@@ -9,11 +9,10 @@ the worker itself only sees Kamailio on the loopback. Malformed headers count as
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ledger.caller_id import CallerId, Network, decide_caller
+from ledger.caller_id import CallerId, Network, decide_caller, peer_address
 
 SOURCE_HEADER = "x-allo-source"
 """Written by the edge dispatcher (``$si``) after removing any copy sent from outside."""
@@ -94,14 +93,5 @@ def _split_uris(value: str) -> list[str]:
 
 
 def _is_loopback(peer: str | None) -> bool:
-    if not peer:
-        return False
-    text = peer.strip()
-    if text.startswith("["):
-        text = text[1:].split("]", 1)[0]
-    elif text.count(":") == 1:
-        text = text.split(":", 1)[0]
-    try:
-        return ipaddress.ip_address(text).is_loopback
-    except ValueError:
-        return False
+    address = peer_address(peer) if peer else None
+    return address is not None and address.is_loopback
