@@ -70,7 +70,8 @@ def _looks_feminine(word: str) -> bool:
 
 
 _ACRONYM = re.compile(r"\b[A-Z][A-Z]{1,5}\b")
-_PROPER_NAME = re.compile(r"\b(?:Mon Compte|France\s?Connect|France Travail|[A-Z][a-zé]+[A-Z][a-zé]+)\b")
+_PROPER_NAME = re.compile(r"\b(?:Mon Compte|France\s?Connect|France Travail"
+                          r"|[A-Z][a-zé]+[A-Z][a-zé]+)\b")
 _COMMON_TERMS = ("RSA", "APL", "Paje", "Aripa", "allocataire", "prime d'activité",
                  "quotient familial", "pension alimentaire", "trop-perçu")
 """Domain words callers say, written as Whisper should write them, kept when the base

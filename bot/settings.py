@@ -170,7 +170,9 @@ def _build(cls: type, values: Mapping[str, Any], origin: str) -> Any:
         raw = values[f.name]
         if is_dataclass(kind):
             if not isinstance(raw, Mapping):
-                raise SettingsError(f"{origin} : la section « {f.name} » doit être un dictionnaire.")
+                raise SettingsError(
+                    f"{origin} : la section « {f.name} » doit être un dictionnaire."
+                )
             kwargs[f.name] = _build(kind, raw, origin)
         else:
             kwargs[f.name] = _coerce(raw, kind, f"{cls.__name__}.{f.name}", origin)
@@ -199,7 +201,7 @@ def _coerce(raw: Any, kind: Any, name: str, origin: str) -> Any:
             path = Path(str(raw)).expanduser()
             return path if path.is_absolute() else PROJECT_ROOT / path
         if origin_type is tuple:
-            items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+            items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
             item_kind = typing.get_args(kind)[0]
             return tuple(_coerce(i.strip() if isinstance(i, str) else i, item_kind, name, origin)
                          for i in items if i != "")

@@ -38,7 +38,11 @@ class OpeningHours:
         )
 
 
-def is_open(now: datetime, closures: set[date], hours: OpeningHours = OpeningHours()) -> bool:
+DEFAULT_HOURS = OpeningHours()
+"""The 3230's usual hours, used when a caller passes none (frozen, so safe to share)."""
+
+
+def is_open(now: datetime, closures: set[date], hours: OpeningHours = DEFAULT_HOURS) -> bool:
     """Whether a call arriving at ``now`` (an aware datetime) reaches the bot."""
     local = _local(now, hours)
     in_hours = hours.opening <= local.time() < hours.closing
@@ -46,7 +50,7 @@ def is_open(now: datetime, closures: set[date], hours: OpeningHours = OpeningHou
 
 
 def next_opening(
-    now: datetime, closures: set[date], hours: OpeningHours = OpeningHours()
+    now: datetime, closures: set[date], hours: OpeningHours = DEFAULT_HOURS
 ) -> datetime:
     """The next moment the line opens, as an aware local datetime (``now`` itself if open)."""
     local = _local(now, hours)

@@ -103,7 +103,8 @@ def selected_entry(tracker: Tracker, kb: KnowledgeBase, motif: str) -> Entry | N
     return EntryRouter.of(kb).entry(motif, str(tracker.latest_message.get("text") or ""))
 
 
-def understood(motif: str | None, reply_text: str | None = None, advisor_offered: bool = False) -> list:
+def understood(motif: str | None, reply_text: str | None = None,
+               advisor_offered: bool = False) -> list:
     """Slot events after an understood turn: resets the misunderstanding count."""
     events: list = [SlotSet("misunderstandings", 0.0), SlotSet("advisor_offered", advisor_offered)]
     if motif is not None:

@@ -1,4 +1,5 @@
-"""Hand the caller to an advisor: on request, on urgency (debt, payments stopped, social emergency)."""
+"""Hand the caller to an advisor: on request, on urgency (debt, payments stopped, social
+emergency)."""
 
 from __future__ import annotations
 
@@ -15,5 +16,6 @@ class ActionHandoff(KbAction):
         motif = turn_motif(tracker)
         entry = selected_entry(tracker, self.kb, motif)
         text = entry.answer if entry and entry.answer else self.message("handoff")
-        self.reply(dispatcher, tracker, text, action="handoff", motif=motif, entry=entry, end_call=True)
+        self.reply(dispatcher, tracker, text, action="handoff", motif=motif, entry=entry,
+                   end_call=True)
         return understood(motif)

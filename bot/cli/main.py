@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="voicebot",
         description="allo-caf : assistant vocal automatique du 3230 (Caf).",
     )
-    parser.add_argument("--config", type=Path, help="fichier de réglages YAML (défaut : voicebot.yml)")
+    parser.add_argument("--config", type=Path,
+                        help="fichier de réglages YAML (défaut : voicebot.yml)")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="journal plus détaillé")
     sub = parser.add_subparsers(dest="command", metavar="COMMANDE")
     sub.required = True

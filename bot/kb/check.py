@@ -80,9 +80,11 @@ class _Checker:
         self.motif_lines: dict[str, int] = {}
         self.entries: list[Entry] = []
         self.entry_places: dict[str, tuple[str, int]] = {}
-        self.questions: dict[str, tuple[str, str, str, int]] = {}  # norm -> motif, entry, file, line
+        # norm -> motif, entry, file, line
+        self.questions: dict[str, tuple[str, str, str, int]] = {}
         self.messages: dict[str, str] = {}
-        self.triggers: dict[str, tuple[str, str, str, int]] = {}  # norm -> trigger, entry, file, line
+        # norm -> trigger, entry, file, line
+        self.triggers: dict[str, tuple[str, str, str, int]] = {}
         self.exceptions: dict[str, list[TriggerRule]] = {}  # entry -> its ``sauf:`` phrases
 
     def display(self, path: Path) -> str:
@@ -120,8 +122,8 @@ class _Checker:
                 if count == 0:
                     self.error(self.display(self.directory / MOTIFS_FILE),
                                self.motif_lines[motif_id],
-                               f"aucune fiche pour le motif « {motif_id} » : ajoutez-en une dans un "
-                               "fichier de thème, sinon le bot ne le reconnaîtra jamais.")
+                               f"aucune fiche pour le motif « {motif_id} » : ajoutez-en une "
+                               "dans un fichier de thème, sinon le bot ne le reconnaîtra jamais.")
         self.errors.sort(key=lambda e: (e.file, e.line))
         kb = None
         if not self.errors:
@@ -132,7 +134,8 @@ class _Checker:
     def load_motifs(self, path: Path) -> bool:
         file = self.display(path)
         if not path.exists():
-            self.error(file, 1, "fichier des motifs introuvable : il doit exister et lister les motifs.")
+            self.error(file, 1, "fichier des motifs introuvable : il doit exister et lister "
+                                "les motifs.")
             return False
         data, errors = load_yaml(path, file)
         self.errors += errors
@@ -140,7 +143,8 @@ class _Checker:
             return False
         items = data.get("motifs") if isinstance(data, dict) else None
         if not isinstance(items, list):
-            self.error(file, line_of(data), "le fichier doit commencer par « motifs: » suivi de la liste.")
+            self.error(file, line_of(data), "le fichier doit commencer par « motifs: » suivi "
+                                            "de la liste.")
             return False
         kinds = ", ".join(k.value for k in MotifKind)
         ok = not errors
@@ -152,7 +156,8 @@ class _Checker:
                 continue
             motif_id, kind, label = item.get("id"), item.get("kind"), item.get("label")
             if not isinstance(motif_id, str) or not ID_PATTERN.match(motif_id):
-                self.error(file, line, "id de motif manquant ou invalide (minuscules, chiffres, _).")
+                self.error(file, line, "id de motif manquant ou invalide "
+                                       "(minuscules, chiffres, _).")
                 ok = False
                 continue
             if motif_id in self.motifs:
@@ -217,8 +222,8 @@ class _Checker:
             return
         items = data.get("entries") if isinstance(data, dict) else None
         if not isinstance(items, list):
-            self.error(file, line_of(data), "le fichier doit commencer par « entries: » suivi de la "
-                                            "liste des fiches (voir knowledge/README.md).")
+            self.error(file, line_of(data), "le fichier doit commencer par « entries: » suivi "
+                                            "de la liste des fiches (voir knowledge/README.md).")
             return
         for item in items:
             if not isinstance(item, LDict):
@@ -239,8 +244,9 @@ class _Checker:
         valid = True
         entry_id = item.get("id")
         if not isinstance(entry_id, str) or not ID_PATTERN.match(entry_id):
-            self.error(file, line, "champ « id » manquant ou invalide : un identifiant en minuscules, "
-                                   "chiffres et _ (exemple : mdp_oublie_reinitialiser).")
+            self.error(file, line, "champ « id » manquant ou invalide : un identifiant en "
+                                   "minuscules, chiffres et _ "
+                                   "(exemple : mdp_oublie_reinitialiser).")
             valid = False
             entry_id = f"?{file}:{line}"
         elif entry_id in self.entry_places:
@@ -290,8 +296,9 @@ class _Checker:
                                         f"(au moins {MIN_QUESTIONS} façons de demander).")
             return None
         if not isinstance(questions, list):
-            self.error(file, item.key_lines["questions"], "« questions » doit être une liste "
-                                                          "(une question par ligne, commençant par « - »).")
+            self.error(file, item.key_lines["questions"],
+                       "« questions » doit être une liste "
+                       "(une question par ligne, commençant par « - »).")
             return None
         kept: list[str] = []
         seen: dict[str, int] = {}
@@ -306,7 +313,8 @@ class _Checker:
                 self.error(file, qline, "question sans mots : écrivez ce que dirait l'appelant.")
                 continue
             if norm in seen:
-                self.error(file, qline, f"question en double dans la fiche (déjà ligne {seen[norm]}) : "
+                self.error(file, qline, "question en double dans la fiche "
+                                        f"(déjà ligne {seen[norm]}) : "
                                         "formulez-la autrement ou supprimez-la.")
                 continue
             seen[norm] = qline
@@ -314,20 +322,23 @@ class _Checker:
             if other is not None:
                 other_motif, other_entry, other_file, other_line = other
                 if other_motif != motif_id:
-                    self.error(file, qline, f"la question « {question.strip()} » est aussi sous le motif "
-                                            f"« {other_motif} » ({other_file}:{other_line}) : une "
+                    self.error(file, qline, f"la question « {question.strip()} » est aussi "
+                                            f"sous le motif « {other_motif} » "
+                                            f"({other_file}:{other_line}) : une "
                                             "question ne peut appartenir qu'à un seul motif.")
                 else:
-                    self.error(file, qline, f"la question « {question.strip()} » est aussi dans la fiche "
-                                            f"« {other_entry} » ({other_file}:{other_line}) : "
+                    self.error(file, qline, f"la question « {question.strip()} » est aussi "
+                                            f"dans la fiche « {other_entry} » "
+                                            f"({other_file}:{other_line}) : "
                                             "gardez-la dans une seule fiche.")
                 continue
             self.questions[norm] = (motif_id, entry_id, file, qline)
             kept.append(" ".join(question.split()))
         if len(seen) < MIN_QUESTIONS:
             self.error(file, item.key_lines["questions"],
-                       f"fiche « {entry_id} » : {len(seen)} question(s) différente(s), il en faut au "
-                       f"moins {MIN_QUESTIONS}, formulées comme les appelants les disent.")
+                       f"fiche « {entry_id} » : {len(seen)} question(s) différente(s), "
+                       f"il en faut au moins {MIN_QUESTIONS}, "
+                       "formulées comme les appelants les disent.")
         return tuple(kept)
 
     def check_triggers(self, file: str, item: LDict, entry_id: str,
@@ -338,32 +349,34 @@ class _Checker:
             return ()
         key_line = item.key_lines[TRIGGERS_FIELD]
         if motif is not None and motif.kind is not MotifKind.HANDOFF:
-            self.error(file, key_line, f"fiche « {entry_id} » : « {TRIGGERS_FIELD} » n'est possible que "
-                                       "pour un motif de transfert (kind: handoff, comme conseiller ou "
-                                       "urgence) ; retirez ce champ ou changez de motif.")
+            self.error(file, key_line, f"fiche « {entry_id} » : « {TRIGGERS_FIELD} » "
+                                       "n'est possible que pour un motif de transfert "
+                                       "(kind: handoff, comme conseiller ou urgence) ; "
+                                       "retirez ce champ ou changez de motif.")
             return ()
         if not isinstance(triggers, list):
-            self.error(file, key_line, f"« {TRIGGERS_FIELD} » doit être une liste (une expression par "
-                                       "ligne, commençant par « - »).")
+            self.error(file, key_line, f"« {TRIGGERS_FIELD} » doit être une liste "
+                                       "(une expression par ligne, commençant par « - »).")
             return ()
         kept: list[str] = []
         for trigger in triggers:
             tline = line_of(trigger, key_line)
             if not isinstance(trigger, str) or not trigger.strip():
-                self.error(file, tline, "déclencheur vide ou qui n'est pas du texte : mettez-le entre "
-                                        "guillemets.")
+                self.error(file, tline, "déclencheur vide ou qui n'est pas du texte : "
+                                        "mettez-le entre guillemets.")
                 continue
             norm = normalise(trigger)
             if sum(c.isalpha() for c in norm) < MIN_TRIGGER_LETTERS:
                 self.error(file, tline, f"déclencheur « {trigger.strip()} » trop court : au moins "
-                                        f"{MIN_TRIGGER_LETTERS} lettres, sinon des questions ordinaires "
-                                        "seraient transférées à un conseiller.")
+                                        f"{MIN_TRIGGER_LETTERS} lettres, sinon des questions "
+                                        "ordinaires seraient transférées à un conseiller.")
                 continue
             other = self.triggers.get(norm)
             if other is not None:
                 _, other_entry, other_file, other_line = other
-                self.error(file, tline, f"le déclencheur « {trigger.strip()} » est déjà dans la fiche "
-                                        f"« {other_entry} » ({other_file}:{other_line}) : gardez-le "
+                self.error(file, tline, f"le déclencheur « {trigger.strip()} » est déjà "
+                                        f"dans la fiche « {other_entry} » "
+                                        f"({other_file}:{other_line}) : gardez-le "
                                         "une seule fois.")
                 continue
             self.triggers[norm] = (trigger.strip(), entry_id, file, tline)
@@ -384,8 +397,8 @@ class _Checker:
                        f"« {TRIGGERS_FIELD} », pour un motif de transfert ; retirez ce champ.")
             return ()
         if not isinstance(phrases, list):
-            self.error(file, key_line, f"« {EXCEPTIONS_FIELD} » doit être une liste (une expression "
-                                       "par ligne, commençant par « - »).")
+            self.error(file, key_line, f"« {EXCEPTIONS_FIELD} » doit être une liste "
+                                       "(une expression par ligne, commençant par « - »).")
             return ()
         kept: list[str] = []
         for phrase in phrases:
@@ -425,21 +438,23 @@ class _Checker:
                 motif_id, _entry, other_file, other_line = place
                 if rule.found_in(norm_question, bare) and \
                         not any(e.found_in(norm_question, bare) for e in exceptions):
-                    self.error(file, line, f"le déclencheur « {trigger} » se trouve dans une question du "
-                                           f"motif « {motif_id} » ({other_file}:{other_line}) : cette "
-                                           "question serait transférée à un conseiller. Précisez le "
-                                           "déclencheur (plus de mots) ou reformulez la question.")
+                    self.error(file, line,
+                               f"le déclencheur « {trigger} » se trouve dans une question du "
+                               f"motif « {motif_id} » ({other_file}:{other_line}) : cette "
+                               "question serait transférée à un conseiller. Précisez le "
+                               "déclencheur (plus de mots) ou reformulez la question.")
                     break
 
-    def check_answer(self, file: str, item: LDict, entry_id: str, motif: Motif | None) -> str | None:
+    def check_answer(self, file: str, item: LDict, entry_id: str,
+                     motif: Motif | None) -> str | None:
         answer = item.get("answer")
         if motif is None:
             return None
         if motif.kind is MotifKind.DIALOGUE:
             if answer is not None:
                 self.error(file, item.key_lines["answer"],
-                           f"fiche « {entry_id} » : pas de « answer » pour un motif de conversation ; "
-                           "la phrase du bot se règle dans messages.yml.")
+                           f"fiche « {entry_id} » : pas de « answer » pour un motif de "
+                           "conversation ; la phrase du bot se règle dans messages.yml.")
             return None
         if answer is None:
             if motif.kind in NEEDS_ANSWER:
@@ -457,33 +472,40 @@ class _Checker:
         words = len(text.split())
         if words > MAX_ANSWER_WORDS:
             seconds = round(words / SPOKEN_WORDS_PER_SECOND)
-            self.error(file, line, f"{what} dure environ {seconds} secondes à l'oral ({words} mots) ; "
-                                   f"{MAX_ANSWER_SECONDS} secondes au plus ({MAX_ANSWER_WORDS} mots). "
+            self.error(file, line, f"{what} dure environ {seconds} secondes à l'oral "
+                                   f"({words} mots) ; "
+                                   f"{MAX_ANSWER_SECONDS} secondes au plus "
+                                   f"({MAX_ANSWER_WORDS} mots). "
                                    "Raccourcissez le texte ou découpez-le en deux fiches.")
         found = WRITTEN_URL.search(text)
         if found:
-            self.error(file, line, f"{what} contient une adresse écrite « {found.group(0)} » : écrivez-la "
-                                   "comme on la dit (« caf point fr »), le bot la lira à voix haute.")
+            self.error(file, line, f"{what} contient une adresse écrite « {found.group(0)} » : "
+                                   "écrivez-la comme on la dit (« caf point fr »), "
+                                   "le bot la lira à voix haute.")
 
-    def check_source(self, file: str, item: LDict, entry_id: str, motif: Motif | None) -> str | None:
+    def check_source(self, file: str, item: LDict, entry_id: str,
+                     motif: Motif | None) -> str | None:
         source = item.get("source")
         if source is None:
             if motif is not None and motif.kind in NEEDS_ANSWER:
-                self.error(file, item.line, f"fiche « {entry_id} » : champ « source » manquant (l'adresse "
-                                            "de la page caf.fr ou service-public.fr d'où vient la réponse).")
+                self.error(file, item.line, f"fiche « {entry_id} » : champ « source » manquant "
+                                            "(l'adresse de la page caf.fr ou service-public.fr "
+                                            "d'où vient la réponse).")
             return None
         if not isinstance(source, str) or not re.match(r"^https?://\S+$", source.strip()):
-            self.error(file, item.key_lines["source"], "« source » doit être une adresse web complète "
-                                                       "commençant par https://.")
+            self.error(file, item.key_lines["source"],
+                       "« source » doit être une adresse web complète commençant par https://.")
             return None
         return source.strip()
 
-    def check_reviewed(self, file: str, item: LDict, entry_id: str, motif: Motif | None) -> str | None:
+    def check_reviewed(self, file: str, item: LDict, entry_id: str,
+                       motif: Motif | None) -> str | None:
         reviewed = item.get("reviewed")
         if reviewed is None:
             if motif is not None and motif.kind in NEEDS_ANSWER:
-                self.error(file, item.line, f"fiche « {entry_id} » : champ « reviewed » manquant (date de "
-                                            "dernière relecture, au format 2026-11-23).")
+                self.error(file, item.line, f"fiche « {entry_id} » : champ « reviewed » "
+                                            "manquant (date de dernière relecture, "
+                                            "au format 2026-11-23).")
             return None
         line = item.key_lines["reviewed"]
         if isinstance(reviewed, Unreadable):

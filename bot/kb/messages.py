@@ -7,7 +7,8 @@ knowledge base so that editors, not developers, own what callers hear.
 from __future__ import annotations
 
 MESSAGE_KEYS: dict[str, str] = {
-    "greeting": "accueil : dire que c'est l'assistant automatique de la Caf et inviter à poser la question",
+    "greeting": "accueil : dire que c'est l'assistant automatique de la Caf "
+                "et inviter à poser la question",
     "anything_else": "après une réponse : proposer une autre question",
     "listening": "après un « oui » : inviter à poser la question",
     "greeting_reply": "réponse à « bonjour » en cours d'appel",

@@ -1,4 +1,5 @@
-"""The published knowledge base, as the running bot reads it: swapped atomically, reloaded on change.
+"""The published knowledge base, as the running bot reads it: swapped atomically,
+reloaded on change.
 
 ``voicebot kb publish`` writes one JSON snapshot (the validated knowledge base plus the path
 of the model trained for it) with write-to-temp, fsync, rename. The running bot only ever
@@ -99,7 +100,8 @@ class KbStore:
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 if self._snapshot is None:
                     raise
-                log.error("published snapshot %s unreadable (%s); keeping the previous one", self.path, exc)
+                log.error("published snapshot %s unreadable (%s); keeping the previous one",
+                          self.path, exc)
                 return self._snapshot
             self._snapshot, self._stamp = snapshot, stamp
         return self._snapshot

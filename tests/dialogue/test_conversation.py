@@ -161,7 +161,9 @@ def test_voicebot_ask_prints_one_json_object_per_line(published_settings):
     lines = done.stdout.splitlines()
     assert len(lines) == 2  # blank lines are skipped
     results = [json.loads(line) for line in lines]
-    for result, text in zip(results, ["j'ai oublié mon mot de passe", "mes allocations sont suspendues"], strict=False):
+    for result, text in zip(results,
+                            ["j'ai oublié mon mot de passe", "mes allocations sont suspendues"],
+                            strict=False):
         assert list(result) == ["input", "motif", "action", "confidence", "reply"]
         assert result["input"] == text
         assert isinstance(result["confidence"], float) and isinstance(result["reply"], str)

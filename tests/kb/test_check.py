@@ -92,7 +92,8 @@ def test_missing_answer_for_a_faq_entry(kb: Path):
     edit(themes, "    answer: Allez sur caf point fr et cliquez sur mot de passe oublié.\n", "")
     error = only_error(kb)
     assert error.line == line_of(themes, "- id: mdp")
-    assert error.message == "fiche « mdp » : champ « answer » manquant (la réponse que le bot dira)."
+    assert error.message == ("fiche « mdp » : champ « answer » manquant "
+                             "(la réponse que le bot dira).")
 
 
 def test_answer_longer_than_45_seconds(kb: Path):
@@ -102,13 +103,15 @@ def test_answer_longer_than_45_seconds(kb: Path):
          f"answer: {long_answer}")
     error = only_error(kb)
     assert error.line == line_of(themes, long_answer[:30])
-    assert error.message == ("la réponse dure environ 48 secondes à l'oral (120 mots) ; 45 secondes au "
-                             "plus (112 mots). Raccourcissez le texte ou découpez-le en deux fiches.")
+    assert error.message == ("la réponse dure environ 48 secondes à l'oral (120 mots) ; "
+                             "45 secondes au plus (112 mots). "
+                             "Raccourcissez le texte ou découpez-le en deux fiches.")
 
 
 def test_too_few_questions(kb: Path):
     themes = kb / "themes.yml"
-    edit(themes, "questions: [j'ai oublié mon mot de passe, mot de passe perdu, je sais plus mon code, ",
+    edit(themes, "questions: [j'ai oublié mon mot de passe, mot de passe perdu, "
+                 "je sais plus mon code, ",
          "questions: [j'ai oublié mon mot de passe, ")
     error = only_error(kb)
     assert error.line == line_of(themes, "j'ai oublié mon mot de passe")
@@ -122,15 +125,16 @@ def test_same_question_under_two_motifs(kb: Path):
     errors = check_kb(kb).errors
     assert any(
         e.message == "la question « Mot de passe perdu ! » est aussi sous le motif « mdp_oublie » "
-                     f"(knowledge/themes.yml:{line_of(themes, 'id: mdp') + 2}) : une question ne peut "
-                     "appartenir qu'à un seul motif."
+                     f"(knowledge/themes.yml:{line_of(themes, 'id: mdp') + 2}) : "
+                     "une question ne peut appartenir qu'à un seul motif."
         for e in errors
     ), [str(e) for e in errors]
 
 
 def test_duplicate_yaml_key_is_an_error_not_a_silent_overwrite(kb: Path):
     themes = kb / "themes.yml"
-    edit(themes, "    source: https://www.caf.fr\n", "    source: https://www.caf.fr\n    motif: rsa\n")
+    edit(themes, "    source: https://www.caf.fr\n",
+         "    source: https://www.caf.fr\n    motif: rsa\n")
     error = only_error(kb)
     assert error.line == line_of(themes, "motif: rsa")
     assert error.message.startswith("le champ « motif » apparaît deux fois (déjà ligne ")
@@ -170,7 +174,8 @@ def test_missing_system_message(kb: Path):
 
 def test_all_errors_are_reported_at_once(kb: Path):
     edit(kb / "themes.yml", "motif: mdp_oublie", "motif: inconnu")
-    edit(kb / "themes.yml", "    source: https://www.caf.fr\n    reviewed: 2026-11-20\n  - id: apl_demande",
+    edit(kb / "themes.yml",
+         "    source: https://www.caf.fr\n    reviewed: 2026-11-20\n  - id: apl_demande",
          "    reviewed: 2026-11-20\n  - id: apl_demande")
     edit(kb / "messages.yml", "  goodbye: Merci de votre appel, et bonne journée.\n", "")
     assert len(check_kb(kb).errors) == 3
@@ -212,7 +217,8 @@ def add_triggers(themes: Path, before: str, *triggers: str) -> None:
 
 
 def test_triggers_on_a_handoff_entry_are_kept(kb: Path):
-    add_triggers(kb / "themes.yml", CONSEILLER_QUESTIONS, "parler à un humain", "Une VRAIE personne")
+    add_triggers(kb / "themes.yml", CONSEILLER_QUESTIONS, "parler à un humain",
+                 "Une VRAIE personne")
     result = check_kb(kb)
     assert result.ok, [str(e) for e in result.errors]
     assert result.kb.entry("cons").triggers == ("parler à un humain", "Une VRAIE personne")
@@ -225,8 +231,8 @@ def test_triggers_only_for_handoff_motifs(kb: Path):
     error = only_error(kb)
     assert (error.file, error.line) == ("knowledge/themes.yml", line_of(themes, "declencheurs:"))
     assert error.message == ("fiche « mdp » : « declencheurs » n'est possible que pour un motif de "
-                             "transfert (kind: handoff, comme conseiller ou urgence) ; retirez ce champ "
-                             "ou changez de motif.")
+                             "transfert (kind: handoff, comme conseiller ou urgence) ; "
+                             "retirez ce champ ou changez de motif.")
 
 
 def test_trigger_found_in_another_motifs_question(kb: Path):
@@ -236,8 +242,9 @@ def test_trigger_found_in_another_motifs_question(kb: Path):
     assert (error.file, error.line) == ("knowledge/themes.yml", line_of(themes, "- mot de passe"))
     assert error.message == (
         "le déclencheur « mot de passe » se trouve dans une question du motif « mdp_oublie » "
-        f"(knowledge/themes.yml:{line_of(themes, 'id: mdp') + 2}) : cette question serait transférée "
-        "à un conseiller. Précisez le déclencheur (plus de mots) ou reformulez la question.")
+        f"(knowledge/themes.yml:{line_of(themes, 'id: mdp') + 2}) : "
+        "cette question serait transférée à un conseiller. "
+        "Précisez le déclencheur (plus de mots) ou reformulez la question.")
 
 
 def test_trigger_matches_whole_words_only(kb: Path):
@@ -253,10 +260,11 @@ def test_trigger_too_short_and_duplicate(kb: Path):
     assert [(e.line, e.message) for e in errors] == [
         (line_of(themes, "- apl"), "déclencheur « apl » trop court : au moins 4 lettres, sinon des "
                                    "questions ordinaires seraient transférées à un conseiller."),
-        (line_of(themes, "- Agent, humain !"), "le déclencheur « Agent, humain ! » est déjà dans la "
-                                              "fiche « cons » (knowledge/themes.yml:"
-                                              f"{line_of(themes, '- agent humain')}) : gardez-le une "
-                                              "seule fois."),
+        (line_of(themes, "- Agent, humain !"),
+         "le déclencheur « Agent, humain ! » est déjà dans la "
+         "fiche « cons » (knowledge/themes.yml:"
+         f"{line_of(themes, '- agent humain')}) : gardez-le une "
+         "seule fois."),
     ]
 
 

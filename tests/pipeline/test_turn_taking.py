@@ -1,8 +1,9 @@
 """Turn-taking as a caller lives it: real Whisper, real dialogue, real audio, a clocked line.
 
-The caller's words are human recordings (tests/data/asr); what the bot says is its pre-rendered audio. Each test checks what
-a caller would notice (was the bot cut, did it answer, was the call handed over) and the
-``message_ms``/``listened_ms`` pair that billing reads.
+The caller's words are human recordings (tests/data/asr); what the bot says is its
+pre-rendered audio. Each test checks what a caller would notice (was the bot cut, did it
+answer, was the call handed over) and the ``message_ms``/``listened_ms`` pair that billing
+reads.
 """
 
 from __future__ import annotations
