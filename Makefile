@@ -1,4 +1,5 @@
-# The two commands of the README. Both set up first (idempotent, see scripts/setup.sh).
+# The two commands of the README. Both set up first (idempotent, see scripts/setup.sh);
+# the tests start with ruff (lint and import order, pyproject.toml).
 .PHONY: run test setup
 
 setup:
@@ -8,4 +9,5 @@ run: setup
 	.venv/bin/voicebot serve
 
 test: setup
+	.venv/bin/ruff check .
 	.venv/bin/pytest -q
