@@ -198,13 +198,13 @@ def against_targets(scores: dict) -> dict:
     return {key: value is not None and test(value) for key, (value, test) in checks.items()}
 
 
-async def evaluate(tmp: Path, sets: list[str]) -> dict:
+async def evaluate(tmp: Path, knowledge: Path, sets: list[str]) -> dict:
     from bot.dialogue import Dialogue
     from bot.kb.publish import publish
 
     state = tmp / "serve"
     link_models(state)
-    settings = settings_for(state)
+    settings = settings_for(state, knowledge)
     publish(settings)
     start = time.monotonic()
     dialogue = await Dialogue.load(settings)
@@ -261,13 +261,13 @@ def reword_first_answer(knowledge: Path) -> tuple[str, str]:
     raise RuntimeError(f"no answer to reword in {knowledge}")
 
 
-def measure_wording_publish(tmp: Path) -> float:
+def measure_wording_publish(tmp: Path, source: Path) -> float:
     """Change one answer's words and publish: must go live without retraining."""
     from bot.kb.publish import publish
     from bot.kb.store import KbStore
 
     knowledge = tmp / "knowledge"
-    shutil.copytree(ROOT / "knowledge", knowledge)
+    shutil.copytree(source, knowledge)
     entry_id, expected = reword_first_answer(knowledge)
     state = tmp / "wording"
     link_models(state)
@@ -291,8 +291,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="nlu-bench-") as name:
         tmp = Path(name)
         training_s = None if args.skip_training else round(measure_training(tmp), 1)
-        results = asyncio.run(evaluate(tmp, sets))
-        results["wording_publish_s"] = round(measure_wording_publish(tmp), 2)
+        # One copy of the base for the whole run: editors may publish meanwhile.
+        knowledge = tmp / "knowledge-snapshot"
+        shutil.copytree(ROOT / "knowledge", knowledge)
+        results = asyncio.run(evaluate(tmp, knowledge, sets))
+        results["wording_publish_s"] = round(measure_wording_publish(tmp, knowledge), 2)
     results["training_s"] = training_s
     results["targets"] = TARGETS
     results["machine"] = {"cpus": os.cpu_count()}
