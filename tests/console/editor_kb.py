@@ -12,7 +12,7 @@ import re
 import shutil
 from pathlib import Path
 
-from conftest import console_settings_for
+from console_support import console_settings_for
 
 from bot.settings import PROJECT_ROOT, Settings
 

@@ -11,7 +11,7 @@ import sys
 from datetime import date, time
 
 import pytest
-from conftest import csrf_of
+from console_support import csrf_of
 from supervision_data import Call, write_calls
 
 from bot.settings import PROJECT_ROOT

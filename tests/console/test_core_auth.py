@@ -7,7 +7,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from conftest import csrf_of, login
+from console_support import csrf_of, login
 
 from console.roles import ADMIN, AUDITEUR, EDITEUR, FACTURATION, ROLES, SUPERVISEUR
 from console.security import SESSION_COOKIE

@@ -15,7 +15,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import browser_login
+from console_support import browser_login
 
 from console.roles import ROLES
 from ledger.schema import console_audit_log

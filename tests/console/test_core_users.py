@@ -103,7 +103,7 @@ def test_new_password_works_and_the_old_one_no_longer(console_app, make_user, lo
 
 
 def test_admin_page_creates_disables_and_resets_users(console_app, make_user, login):
-    from conftest import csrf_of
+    from console_support import csrf_of
 
     login(console_app, "root-admin", make_user("root-admin", "admin"))
     page = console_app.get("/admin")

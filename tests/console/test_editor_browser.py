@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from conftest import browser_login, start_console
+from console_support import browser_login, start_console
 from editor_kb import ENTRY, QUESTION, TOO_LONG_ANSWER, clone, publish_copy
 
 from bot.settings import PROJECT_ROOT
