@@ -109,11 +109,13 @@ class SipWorld:
         write_wav(path, frame)
         return path
 
-    def caller_audio(self, rate: int, total_s: float) -> tuple[AudioFrame, Path]:
-        """The caller's question at ``rate``, padded to ``total_s``; baresip hangs up at its end."""
+    def caller_audio(self, rate: int, total_s: float,
+                     lead_s: float = 0.5) -> tuple[AudioFrame, Path]:
+        """The caller's question at ``rate`` after ``lead_s`` of silence, padded to
+        ``total_s``; baresip hangs up at its end."""
         question = resample(read_wav(DATA / "caller_question_16k.wav"), rate)
-        audio = padded(question, 0.5, total_s)
-        return question, self.wav(f"caller_{rate}_{total_s}.wav", audio)
+        audio = padded(question, lead_s, total_s)
+        return question, self.wav(f"caller_{rate}_{total_s}_{lead_s}.wav", audio)
 
     def advisor_audio(self) -> Path:
         """What an advisor's phone plays: the greeting, then silence, 30 s in all."""

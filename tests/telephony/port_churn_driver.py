@@ -54,6 +54,23 @@ def inject_naive_teardown() -> None:
 
     PjsipAgent.give_back_port = give_back_port
 
+    # The media path got fast (a frame costs microseconds in Python now), which shrinks the
+    # window in which the clock thread sits in a port's callback while the SIP thread frees
+    # it. Spending ~0.3 ms of Python in each callback, what a frame cost before, widens it
+    # back, so that the injected teardown shows its crash within a test's 150 calls.
+    from telephony_adapter.media import LinePort
+
+    def slowed(callback):
+        def call(self, frame) -> None:
+            deadline = time.perf_counter() + 0.0003
+            while time.perf_counter() < deadline:
+                pass
+            callback(self, frame)
+        return call
+
+    LinePort.onFrameRequested = slowed(LinePort.onFrameRequested)
+    LinePort.onFrameReceived = slowed(LinePort.onFrameReceived)
+
 
 def _python_load() -> None:
     while True:

@@ -106,7 +106,9 @@ def test_refused_refer_falls_back_to_bridging_the_advisor(world):
         advisor = await world.phone("conseiller", source=world.advisor_audio(), answermode="auto")
         handler = TransferHandler()
         endpoint = await world.endpoint(handler, advisor_uri=advisor.uri)
-        question, wav = world.caller_audio(16000, total_s=6.0)
+        # The question starts 3 s into the call: the bridge is up by then even on a loaded
+        # machine, so the advisor can hear all of it.
+        question, wav = world.caller_audio(16000, total_s=10.0, lead_s=3.0)
         caller = await world.pjsua_phone(f"sip:3230@127.0.0.1:{endpoint.sip_port}", wav,
                                          "--refuse-refer")
         await caller.wait_event("refer_refused")
@@ -114,7 +116,7 @@ def test_refused_refer_falls_back_to_bridging_the_advisor(world):
         result = await asyncio.wait_for(handler.results.get(), 10)
         leg = handler.legs[0]
         assert leg.bridged and endpoint.active_calls == 1
-        await asyncio.sleep(4.0)  # let the caller's question cross the bridge
+        await asyncio.sleep(3.0 + question.duration_ms / 1000 + 1.5)  # the question crosses
         await advisor.command("hangup")  # the advisor ends: the caller's leg follows
         await asyncio.wait_for(leg.ended.wait(), 5)
         await caller.wait_event("disconnected")
