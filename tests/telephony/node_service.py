@@ -27,6 +27,7 @@ from zoneinfo import ZoneInfo
 from baresip_phone import free_port, free_port_block
 
 from bot.settings import PROJECT_ROOT, Settings
+from telephony_adapter.node import PDEATHSIG
 
 VOICEBOT = PROJECT_ROOT / ".venv" / "bin" / "voicebot"
 OPEN_MONDAY = "2026-11-23T10:00:00+01:00"
@@ -137,7 +138,8 @@ def start_node(settings: Settings, workdir: Path, *, workers: int = 3, max_calls
         VOICEBOT_CONSOLE_WITH_SERVE="false",  # several nodes at once: no clash on 8443
         **(extra_env or {}),
     )
-    process = subprocess.Popen([str(VOICEBOT), "serve", "--grace", "20"], env=env,
+    # A node outlives nothing: if pytest is killed (a CI timeout), the node gets SIGTERM.
+    process = subprocess.Popen([*PDEATHSIG, str(VOICEBOT), "serve", "--grace", "20"], env=env,
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
     node = NodeService(process, sip_port, http_port, advisor_port, closures, env)
