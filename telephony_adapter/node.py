@@ -195,7 +195,8 @@ class Node:
 
         recordings_dir = (self.settings.ledger.recordings_dir
                           or self.settings.paths.state_dir / "recordings")
-        jobs = [DailyJob("purge", lambda today: str(purge(self.ledger, today, recordings_dir))),
+        jobs = [DailyJob("purge",
+                         lambda today: purge(self.ledger, today, recordings_dir).summary()),
                 DailyJob("journal des accès",
                          lambda today: audit_daily_job(self.settings, self.ledger.engine,
                                                          today))]
