@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import difflib
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,13 +61,6 @@ def check_kb(directory: Path, today: dt.date | None = None) -> CheckResult:
     """Load and validate every YAML file of ``directory``."""
     checker = _Checker(directory, today or dt.date.today())
     return checker.run()
-
-
-def normalise_question(text: str) -> str:
-    """Lowercase, no accents, no punctuation: two questions that sound the same compare equal."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", bare).split())
 
 
 class _Checker:
@@ -308,7 +300,7 @@ class _Checker:
                 self.error(file, qline, "question vide ou qui n'est pas du texte : "
                                         "mettez-la entre guillemets.")
                 continue
-            norm = normalise_question(question)
+            norm = normalise(question)  # two questions that sound the same compare equal
             if not norm:
                 self.error(file, qline, "question sans mots : écrivez ce que dirait l'appelant.")
                 continue

@@ -16,8 +16,6 @@ closest, as a suggestion for the editor.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -25,6 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot.kb.triggers import normalise  # « Noël ? » and « noel » are one phrasing
 from ledger import store
 from ledger.api import Ledger
 from ledger.crypto import Sealed
@@ -178,13 +177,6 @@ def _suggest(groups: list[PhrasingGroup], centroids: list[np.ndarray],
         best = int(np.argmax(scores))
         if scores[best] >= SUGGEST_SIMILARITY:
             group.suggestion, group.suggestion_score = owners[best], float(scores[best])
-
-
-def normalise(text: str) -> str:
-    """Lower case, no accents, no punctuation: « Noël ? » and « noel » are one phrasing."""
-    decomposed = unicodedata.normalize("NFKD", text.lower().replace("’", "'"))
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(re.sub(r"[^a-z0-9]+", " ", plain).split())
 
 
 def _spaces(text: str) -> str:
