@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.audio import FRAME_MS, LINE_RATE, AudioFrame, frame_bytes, resample
+from bot.pipeline import Conversation, ConversationResult, VoiceServices
 from bot.playout import Playout
 
 FRAME = frame_bytes(LINE_RATE)
@@ -130,3 +131,21 @@ class ClockedLine:
             self.audio_in.put_nowait(AudioFrame(chunk.ljust(FRAME, b"\0"), LINE_RATE))
             await asyncio.sleep(FRAME_MS / 1000 / self.speed)  # the line's pace, not a sync
         self.hang_up()
+
+
+def converse(services: VoiceServices, line: ClockedLine, runner, name: str) -> ConversationResult:
+    """Run one conversation on ``line`` until it ends (at most 120 s), then hang up."""
+    async def run() -> ConversationResult:
+        conversation = Conversation(services, line, name, line.transfer)
+        clock = asyncio.create_task(line.run_clock())
+        try:
+            return await asyncio.wait_for(conversation.run(), 120)
+        finally:
+            line.hang_up()
+            await clock
+
+    return runner(run())
+
+
+def messages(result: ConversationResult, key: str):
+    return [m for m in result.messages if m.key == key]

@@ -8,44 +8,17 @@ reads.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 
-import pytest
-from clocked_line import ClockedLine
+from clocked_line import ClockedLine, converse, messages
 
 from bot.audio import read_wav
-from bot.pipeline import Conversation, ConversationResult, Ending, VoiceServices
+from bot.pipeline import Ending
 from bot.settings import PROJECT_ROOT
 
 ASR = PROJECT_ROOT / "tests" / "data" / "asr" / "fr"
 QUESTION = read_wav(ASR / "conf-invalidpin.wav")  # « Ce code d'accès est invalide… »
 SHORT_WORD = read_wav(ASR / "digits" / "1.wav")  # « un »: as short as « oui » or « hm »
-
-
-def converse(services: VoiceServices, line: ClockedLine, runner, name: str) -> ConversationResult:
-    async def run() -> ConversationResult:
-        conversation = Conversation(services, line, name, line.transfer)
-        clock = asyncio.create_task(line.run_clock())
-        try:
-            return await asyncio.wait_for(conversation.run(), 120)
-        finally:
-            line.hang_up()
-            await clock
-
-    return runner(run())
-
-
-@pytest.fixture()
-def line(event_loop_runner) -> ClockedLine:
-    async def make() -> ClockedLine:
-        return ClockedLine()
-
-    return event_loop_runner(make())
-
-
-def messages(result: ConversationResult, key: str):
-    return [m for m in result.messages if m.key == key]
 
 
 def test_a_question_after_the_greeting_is_answered_and_heard_whole(voice_services, line,
