@@ -18,7 +18,7 @@ from typing import Any
 _EXPORTS = {
     "Ledger": "api", "LedgerUnavailableError": "api", "RecordResult": "api",
     "ReplayResult": "api", "Interaction": "records", "AdvisorContact": "records",
-    "Outcome": "records",
+    "Outcome": "records", "CallStats": "records",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -34,12 +34,14 @@ from ledger.options import LedgerOptions
 from ledger.pseudonym import Pseudonymizer
 from ledger.records import (
     AdvisorContact,
+    CallStats,
     Interaction,
     Outcome,
     Row,
     row_problems,
 )
 from ledger.rule import Calendar, Channel, to_epoch_ms
+from ledger.satisfaction import SCORES
 from ledger.spool import CONFLICTS, DAMAGED, REJECTED, WRONG_KEY, Spool
 
 if TYPE_CHECKING:
@@ -381,17 +383,12 @@ class Ledger:
     # --- satisfaction (ledger/satisfaction.py) -------------------------------------------
     def record_satisfaction(self, call_id: str, started_at: datetime,
                             score: int | None) -> bool:
-        """The satisfaction question was asked in ``call_id`` (after its row was recorded);
-        ``score`` the key pressed, 1 to 5, None when none was. False if not stored."""
+        """Add to a call already stored that the satisfaction question was asked; ``score``
+        the key pressed, 1 to 5, None when none was. False if not stored. Live calls hand
+        theirs in with the interaction (``Interaction.satisfaction``) instead."""
         from ledger.satisfaction import write_satisfaction
 
         return write_satisfaction(self, call_id, to_epoch_ms(started_at), score)
-
-    async def arecord_satisfaction(self, call_id: str, started_at: datetime,
-                                   score: int | None) -> bool:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.record_satisfaction, call_id,
-                                          started_at, score)
 
     def satisfaction(self, call_id: str) -> tuple[bool, int | None]:
         """(asked, score) of one call, for the console."""
@@ -424,9 +421,14 @@ class Ledger:
         if interaction.transcript is not None and self.options.store_transcripts:
             sealed = self.cipher.seal(interaction.call_id, interaction.transcript)
         recording = str(interaction.recording_path) if interaction.recording_path else None
-        if sealed is None and recording is None:
-            return row, store.NO_EXTRAS
-        return row, store.Extras(sealed, recording)
+        score = interaction.satisfaction
+        if score is not None and score not in SCORES:
+            log.error("call %s: satisfaction score %r is not 1 to 5, not stored",
+                      interaction.call_id, score)
+            score = None
+        extras = store.Extras(sealed, recording, interaction.stats,
+                              bool(interaction.satisfaction_asked), score)
+        return row, (store.NO_EXTRAS if extras == store.NO_EXTRAS else extras)
 
     def _caller_key(self, raw: str | None) -> str | None:
         """Pseudonym of the caller's number; None when withheld or not a telephone number
@@ -446,12 +448,25 @@ def _event(row: Row, extras: store.Extras, key_id: str | None = None) -> dict[st
         event["pseudonym_key_id"] = key_id
     event["transcript"] = extras.transcript.to_text() if extras.transcript else None
     event["recording_path"] = extras.recording_path
+    if extras.stats is not None:
+        event["stats"] = extras.stats._asdict()
+    if extras.satisfaction_asked:
+        event["satisfaction"] = {"score": extras.satisfaction}
     return event
 
 
 def _from_event(event: dict[str, Any]) -> tuple[Row, store.Extras]:
+    """Events spooled before statistics and satisfaction travelled with the row have neither."""
     transcript = Sealed.from_text(event["transcript"]) if event.get("transcript") else None
-    return Row.from_values(event), store.Extras(transcript, event.get("recording_path"))
+    stats = event.get("stats")
+    if stats is not None:
+        stats = CallStats(**{**stats, "reply_ms": tuple(int(ms) for ms in stats["reply_ms"])})
+    satisfaction = event.get("satisfaction")
+    score = satisfaction.get("score") if satisfaction is not None else None
+    if score is not None and score not in SCORES:
+        raise ValueError(f"satisfaction score {score!r}")
+    return Row.from_values(event), store.Extras(transcript, event.get("recording_path"), stats,
+                                                satisfaction is not None, score)
 
 
 def _short(caller_key: str | None) -> str:

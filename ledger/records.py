@@ -42,6 +42,21 @@ class Outcome(str, Enum):
     """The pipeline failed; the caller heard the apology and was transferred."""
 
 
+class CallStats(NamedTuple):
+    """Counted by the call path when the call ends; nothing personal (no words, no number)."""
+
+    turns: int = 0
+    """Caller turns that got a reply."""
+    misunderstood_turns: int = 0
+    """Turns the bot did not understand (asked to rephrase, or handed off for it)."""
+    reply_ms: tuple[int, ...] = ()
+    """Each turn's reply time: end of the caller's speech to the bot's first audio."""
+    no_input_prompts: int = 0
+    """Times the caller said nothing and was prompted again."""
+    frustration_words: int = 0
+    """Caller turns holding a frustration word (``dialogue.frustration_words``)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class Interaction:
     """One call handled by the bot, written once when the call ends.
@@ -73,6 +88,12 @@ class Interaction:
     """The conversation as text; stored encrypted, purged after the retention period."""
     recording_path: Path | None = None
     """An audio recording of the call, deleted by the retention purge."""
+    stats: CallStats | None = None
+    """Turns, reply times, misunderstandings for the supervisors' dashboards (not billing)."""
+    satisfaction_asked: bool = False
+    """The caller was asked the satisfaction question ("tapez de 1 à 5")."""
+    satisfaction: int | None = None
+    """The key the caller pressed, 1 to 5; None when none was (or the question not asked)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,8 +3,9 @@
 One row per call that was asked (``ledger_call_satisfaction``, migration 0004), keyed by
 ``call_id`` like the interaction it belongs to, which takes it along when deleted. A call
 that was asked and answered nothing has a NULL score, so dashboards can give the response
-rate beside the mean. Satisfaction is not billing: when the database is down the answer is
-dropped with a log line (the call's billing row itself goes to the spool).
+rate beside the mean. A live call hands its answer in with its interaction
+(``Interaction.satisfaction``): it is written in the row's transaction, or spooled with the
+row when the database is down, and replayed with it.
 """
 
 from __future__ import annotations

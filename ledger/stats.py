@@ -23,6 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ledger import store
 from ledger.crypto import Sealed
 from ledger.months import Month
+from ledger.records import CallStats
 from ledger.rule import Channel, Contact, Verdict, classify
 from ledger.schema import call_stats, interactions, recordings, transcripts
 
@@ -49,21 +50,6 @@ GRANULARITIES = ("day", "week", "month")
 TOTAL = "total"
 
 _SATISFACTION = sa.table("ledger_call_satisfaction", sa.column("call_id"), sa.column("score"))
-
-
-class CallStats(NamedTuple):
-    """Counted by the call path when the call ends; nothing personal (no words, no number)."""
-
-    turns: int = 0
-    """Caller turns that got a reply."""
-    misunderstood_turns: int = 0
-    """Turns the bot did not understand (asked to rephrase, or handed off for it)."""
-    reply_ms: tuple[int, ...] = ()
-    """Each turn's reply time: end of the caller's speech to the bot's first audio."""
-    no_input_prompts: int = 0
-    """Times the caller said nothing and was prompted again."""
-    frustration_words: int = 0
-    """Caller turns holding a frustration word (``dialogue.frustration_words``)."""
 
 
 class CallFacts(NamedTuple):
@@ -213,18 +199,15 @@ def parse_ms(text: str | None) -> tuple[int, ...]:
     return tuple(map(int, text.split(","))) if text else ()
 
 
-# --- writing (the call path) -----------------------------------------------------------------
+# --- writing -------------------------------------------------------------------------------
 def write_call_stats(ledger: Ledger, call_id: str, started_at_ms: int, stats: CallStats) -> bool:
-    """Store a finished call's statistics once (a retried write changes nothing).
+    """Add statistics to a call already stored, once (a retried write changes nothing).
 
-    Statistics are not billing: when the database is down they are dropped (the call's
-    row itself goes to the spool), and False is returned.
+    Live calls do not come here: they hand their statistics in with the interaction
+    (``Interaction.stats``), written in its transaction or spooled with it. False when the
+    database is down or the call is unknown.
     """
-    values = {"call_id": call_id, "started_at_ms": started_at_ms, "turns": stats.turns,
-              "misunderstood_turns": stats.misunderstood_turns,
-              "reply_ms": ",".join(str(int(ms)) for ms in stats.reply_ms),
-              "no_input_prompts": stats.no_input_prompts,
-              "frustration_words": stats.frustration_words}
+    values = store.stats_values(call_id, started_at_ms, stats)
     try:
         ledger.ensure_schema()
         with ledger.engine.begin() as conn:

@@ -17,9 +17,11 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.crypto import Sealed
-from ledger.records import Row
+from ledger.records import CallStats, Row
 from ledger.rule import Contact
 from ledger.schema import (
+    call_satisfaction,
+    call_stats,
     interactions,
     journal,
     meta,
@@ -39,10 +41,15 @@ _ROW_COLUMNS = (
 
 @dataclass(frozen=True)
 class Extras:
-    """What a row may bring besides itself: its sealed transcript, its recording."""
+    """What a row may bring besides itself: its sealed transcript, its recording, and what
+    the supervisors read of the call (statistics, satisfaction). They are written in the
+    row's transaction, so they are spooled and replayed with it when the database is down."""
 
     transcript: Sealed | None = None
     recording_path: str | None = None
+    stats: CallStats | None = None
+    satisfaction_asked: bool = False
+    satisfaction: int | None = None
 
 
 NO_EXTRAS = Extras()
@@ -117,7 +124,25 @@ def insert_rows(
         ]
         if audio:
             conn.execute(recordings.insert(), audio)
+        counted = [stats_values(row.call_id, row.started_at_ms, extras.stats)
+                   for row, extras in fresh if extras.stats is not None]
+        if counted:
+            conn.execute(call_stats.insert(), counted)
+        asked = [{"call_id": row.call_id, "started_at_ms": row.started_at_ms,
+                  "score": extras.satisfaction}
+                 for row, extras in fresh if extras.satisfaction_asked]
+        if asked:
+            conn.execute(call_satisfaction.insert(), asked)
     return outcome
+
+
+def stats_values(call_id: str, started_at_ms: int, stats: CallStats) -> dict[str, object]:
+    """A ``ledger_call_stats`` row (``reply_ms`` comma-separated, in turn order)."""
+    return {"call_id": call_id, "started_at_ms": started_at_ms, "turns": stats.turns,
+            "misunderstood_turns": stats.misunderstood_turns,
+            "reply_ms": ",".join(str(int(ms)) for ms in stats.reply_ms),
+            "no_input_prompts": stats.no_input_prompts,
+            "frustration_words": stats.frustration_words}
 
 
 _INSERT_COLUMNS = ("call_id", "channel", "caller_key", "started_at_ms", "ended_at_ms", "motif",

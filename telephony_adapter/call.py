@@ -35,6 +35,8 @@ from bot.pipeline import (
 from bot.playout import PlaybackFinished
 from ledger import Interaction, Ledger, Outcome
 from ledger.recordings import RecordingVault
+from ledger.records import CallStats
+from ledger.stats import conversation_stats
 from telephony_adapter.handoff import Handoff
 from telephony_adapter.hours import HoursError, OpeningHours, current_time, is_open, load_closures
 from telephony_adapter.http import CallMetrics
@@ -225,7 +227,8 @@ class CallFlow:
                       ended_at: datetime) -> None:
         if self.ledger is None:
             return
-        transcript = report.conversation.transcript if report.conversation else None
+        conversation = report.conversation
+        transcript = conversation.transcript if conversation else None
         began = leg.answered_at or started_at
         recording = await self._save_recording(leg, began)
         interaction = Interaction(
@@ -233,35 +236,20 @@ class CallFlow:
             started_at=began, ended_at=max(ended_at, started_at),
             motif=report.motif, message_ms=report.message_ms, listened_ms=report.listened_ms,
             handoff=report.handoff, outcome=report.outcome, transcript=transcript or None,
-            recording_path=recording)
+            recording_path=recording,
+            stats=self._stats(conversation) if conversation else None,
+            satisfaction_asked=bool(conversation and conversation.satisfaction_asked),
+            satisfaction=conversation.satisfaction if conversation else None)
         try:
             await self.ledger.arecord_interaction(interaction)
         except Exception:  # the ledger spools when its database is down; this is a bug
             log.exception("call %s: ledger write failed", leg.call_id)
-        if report.conversation is not None:
-            await self._record_stats(leg.call_id, began, report.conversation)
-        if report.conversation is not None and report.conversation.satisfaction_asked:
-            stored = await self.ledger.arecord_satisfaction(
-                leg.call_id, began, report.conversation.satisfaction)
-            if not stored:
-                log.warning("call %s: satisfaction not stored (ledger database unreachable)",
-                            leg.call_id)
 
-    async def _record_stats(self, call_id: str, began: datetime,
-                            conversation: ConversationResult) -> None:
-        """Turns, reply times, misunderstandings, silences for the supervisors (not billing:
-        lost, with a log line, if the database is down)."""
-        from ledger.rule import to_epoch_ms
-        from ledger.stats import conversation_stats, write_call_stats
-
+    def _stats(self, conversation: ConversationResult) -> CallStats:
+        """Turns, reply times, misunderstandings, silences: for the supervisors."""
         messages = self.services.dialogue.snapshot.kb.messages
-        stats = conversation_stats(conversation, messages.get("handoff_misunderstood", ""),
-                                   self.settings.dialogue.frustration_words)
-        stored = await asyncio.get_running_loop().run_in_executor(
-            None, write_call_stats, self.ledger, call_id, to_epoch_ms(began), stats)
-        if not stored:
-            log.warning("call %s: statistics not stored (ledger database unreachable)", call_id)
-
+        return conversation_stats(conversation, messages.get("handoff_misunderstood", ""),
+                                  self.settings.dialogue.frustration_words)
 
     async def _save_recording(self, leg: CallLeg, began: datetime) -> Path | None:
         recorder: CallRecorder | None = getattr(leg, "recorder", None)

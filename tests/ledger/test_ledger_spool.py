@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from datetime import date
 
 import pytest
 import sqlalchemy as sa
@@ -21,9 +22,11 @@ from ledger_builders import (
 
 from ledger import Ledger, RecordResult
 from ledger.months import Month
+from ledger.records import CallStats
 from ledger.reports import judge_month, render_sc32
 from ledger.schema import interactions, transcripts
 from ledger.spool import ACTIVE, Spool
+from ledger.stats import read_calls
 
 
 def count(ledger: Ledger, table=interactions) -> int:
@@ -39,6 +42,40 @@ def march_total(ledger: Ledger) -> str:
 def retry_at_once(state_dir):
     """Settings whose every write tries the database again (no pause after a failure)."""
     return ledger_settings_for(state_dir, db_retry_ms=0)
+
+
+def test_statistics_and_satisfaction_travel_with_their_spooled_call(pg_server, pg_url,
+                                                                     retry_at_once):
+    """What the supervisors read of a call (turns, reply times, the satisfaction key) is not
+    lost when the database is down at the end of the call: it is spooled with the row."""
+    stats = CallStats(turns=3, misunderstood_turns=2, reply_ms=(800, 5200, 950),
+                      no_input_prompts=1, frustration_words=1)
+    ledger = Ledger.open(retry_at_once, pg_url, require_database=True)
+    try:
+        pg_server.stop()
+        try:
+            assert ledger.record_interaction(interaction(
+                "down-asked", stats=stats, satisfaction_asked=True, satisfaction=2)) \
+                is RecordResult.SPOOLED
+            assert ledger.record_interaction(interaction(
+                "down-silent", start="2024-03-01 10:30", satisfaction_asked=True)) \
+                is RecordResult.SPOOLED
+        finally:
+            pg_server.start()
+        result = ledger.replay_spool()
+        assert (result.events, result.inserted) == (2, 2)
+        day = paris_day(ledger)
+        assert (day["down-asked"].stats, day["down-asked"].satisfaction) == (stats, 2)
+        assert ledger.satisfaction("down-asked") == (True, 2)
+        assert ledger.satisfaction("down-silent") == (True, None)
+        assert day["down-silent"].stats is None
+        assert ledger.replay_spool().events == 0  # once, not twice
+    finally:
+        ledger.close()
+
+
+def paris_day(ledger: Ledger) -> dict:
+    return {c.call_id: c for c in read_calls(ledger, date(2024, 3, 1), date(2024, 3, 1))}
 
 
 def test_postgres_stopped_mid_run_spools_then_replays_exactly_once(

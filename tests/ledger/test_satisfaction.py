@@ -6,8 +6,10 @@ from __future__ import annotations
 import pytest
 from ledger_builders import interaction, paris
 
+from ledger.records import CallStats
 from ledger.rule import to_epoch_ms
 from ledger.satisfaction import summarise
+from ledger.stats import read_calls
 
 
 def test_scores_are_stored_with_their_call_and_summarised(any_ledger):
@@ -33,3 +35,22 @@ def test_a_retried_write_changes_nothing_and_a_bad_score_is_refused(sqlite_ledge
     assert sqlite_ledger.satisfaction("call-1") == (True, 4)
     with pytest.raises(ValueError):
         sqlite_ledger.record_satisfaction("call-1", call.started_at, 6)
+
+
+def test_a_call_hands_in_its_statistics_and_satisfaction_with_its_row(any_ledger):
+    stats = CallStats(turns=2, misunderstood_turns=1, reply_ms=(900, 4500), no_input_prompts=1,
+                      frustration_words=0)
+    any_ledger.record_interaction(interaction("asked", stats=stats, satisfaction_asked=True,
+                                              satisfaction=3))
+    any_ledger.record_interaction(interaction("silent", start="2024-03-01 11:00",
+                                              satisfaction_asked=True))
+    any_ledger.record_interaction(interaction("older", start="2024-03-01 12:00"))
+    any_ledger.record_interaction(interaction("bad-key", start="2024-03-01 13:00",
+                                              satisfaction_asked=True, satisfaction=9))
+    facts = {c.call_id: c for c in read_calls(any_ledger, paris("2024-03-01 00:00").date(),
+                                                paris("2024-03-01 00:00").date())}
+    assert set(facts) == {"asked", "silent", "older", "bad-key"}  # billing never lost
+    assert (facts["asked"].stats, facts["asked"].satisfaction) == (stats, 3)
+    assert any_ledger.satisfaction("silent") == (True, None)
+    assert any_ledger.satisfaction("older") == (False, None) and facts["older"].stats is None
+    assert any_ledger.satisfaction("bad-key") == (True, None)  # a key outside 1-5 is no answer
