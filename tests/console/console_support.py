@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import signal
 import socket
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from processes import stop_process
 
 from bot import settings as settings_module
 from bot.settings import PROJECT_ROOT, Settings
@@ -134,13 +134,7 @@ class ConsoleServer:
         return password
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 20)
 
 
 def start_console(settings: Settings, extra_env: dict[str, str] | None = None) -> ConsoleServer:

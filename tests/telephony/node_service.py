@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import os
-import signal
 import subprocess
 import threading
 import urllib.error
@@ -25,6 +24,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from baresip_phone import free_port, free_port_block
+from processes import stop_process
 
 from bot.settings import PROJECT_ROOT, Settings
 from telephony_adapter.node import PDEATHSIG
@@ -99,14 +99,7 @@ class NodeService:
             await asyncio.sleep(0.5)  # polling a database another process writes
 
     def stop(self, timeout_s: float = 60.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout_s)
 
 
 def start_node(settings: Settings, workdir: Path, *, workers: int = 3, max_calls: int = 6,

@@ -21,6 +21,7 @@ import pytest
 from audio_match import match, middle, padded
 from baresip_phone import free_port
 from node_service import VOICEBOT, NodeService, start_node
+from processes import stop_process
 from throwaway_pg import PostgresMissingError, ThrowawayPostgres
 
 from bot.audio import AudioFrame, read_wav
@@ -58,13 +59,7 @@ class Balancer:
         return f"sip:3230@127.0.0.1:{self.sip_port}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process, 20)
 
 
 @pytest.fixture(scope="module")
