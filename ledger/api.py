@@ -16,7 +16,6 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -381,15 +380,6 @@ class Ledger:
         return counts
 
     # --- satisfaction (ledger/satisfaction.py) -------------------------------------------
-    def record_satisfaction(self, call_id: str, started_at: datetime,
-                            score: int | None) -> bool:
-        """Add to a call already stored that the satisfaction question was asked; ``score``
-        the key pressed, 1 to 5, None when none was. False if not stored. Live calls hand
-        theirs in with the interaction (``Interaction.satisfaction``) instead."""
-        from ledger.satisfaction import write_satisfaction
-
-        return write_satisfaction(self, call_id, to_epoch_ms(started_at), score)
-
     def satisfaction(self, call_id: str) -> tuple[bool, int | None]:
         """(asked, score) of one call, for the console."""
         from ledger.satisfaction import read_satisfaction

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
-from sqlalchemy.exc import SQLAlchemyError
 
 from ledger.schema import call_satisfaction
 
@@ -40,26 +39,6 @@ class SatisfactionSummary:
     @property
     def mean(self) -> float | None:
         return sum(self.scores) / len(self.scores) if self.scores else None
-
-
-def write_satisfaction(ledger: Ledger, call_id: str, started_at_ms: int,
-                       score: int | None) -> bool:
-    """Store that the question was asked in ``call_id``, and its answer. Idempotent: a
-    second write for the same call changes nothing. False when the database is down or the
-    call's own row is not there (spooled)."""
-    if score is not None and score not in SCORES:
-        raise ValueError(f"satisfaction score must be 1 to 5, got {score!r}")
-    try:
-        ledger.ensure_schema()
-        with ledger.engine.begin() as conn:
-            known = conn.execute(sa.select(call_satisfaction.c.call_id)
-                                 .where(call_satisfaction.c.call_id == call_id)).first()
-            if known is None:
-                conn.execute(call_satisfaction.insert().values(
-                    call_id=call_id, started_at_ms=started_at_ms, score=score))
-    except SQLAlchemyError:
-        return False
-    return True
 
 
 def read_satisfaction(ledger: Ledger, call_id: str) -> tuple[bool, int | None]:

@@ -199,27 +199,6 @@ def parse_ms(text: str | None) -> tuple[int, ...]:
     return tuple(map(int, text.split(","))) if text else ()
 
 
-# --- writing -------------------------------------------------------------------------------
-def write_call_stats(ledger: Ledger, call_id: str, started_at_ms: int, stats: CallStats) -> bool:
-    """Add statistics to a call already stored, once (a retried write changes nothing).
-
-    Live calls do not come here: they hand their statistics in with the interaction
-    (``Interaction.stats``), written in its transaction or spooled with it. False when the
-    database is down or the call is unknown.
-    """
-    values = store.stats_values(call_id, started_at_ms, stats)
-    try:
-        ledger.ensure_schema()
-        with ledger.engine.begin() as conn:
-            known = conn.execute(sa.select(call_stats.c.call_id)
-                                 .where(call_stats.c.call_id == call_id)).first()
-            if known is None:
-                conn.execute(call_stats.insert().values(**values))
-    except SQLAlchemyError:
-        return False
-    return True
-
-
 def conversation_stats(result: ConversationResult, misunderstood_text: str,
                        frustration_words: Sequence[str]) -> CallStats:
     """A finished conversation's statistics. ``misunderstood_text`` is the hand-off message

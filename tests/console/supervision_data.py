@@ -1,7 +1,7 @@
 """Calls written into a test ledger the way the call path writes them: the interaction row
 (with its sealed transcript and recording) through ``Ledger.record_interaction``, then the
-call's statistics (``ledger.stats.write_call_stats``) and, when the caller answered the
-satisfaction question, its score (``Ledger.record_satisfaction``)."""
+call's statistics and, when the caller answered the satisfaction question, its score, handed
+in with the interaction as the call path does."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 from ledger import Interaction, Outcome
 from ledger.recordings import RecordingVault
 from ledger.rule import to_epoch_ms
-from ledger.stats import CallStats, write_call_stats
+from ledger.stats import CallStats
 
 PARIS = ZoneInfo("Europe/Paris")
 RATE = 8000
@@ -64,12 +64,10 @@ def write_calls(ledger, state_dir, calls: list[Call]) -> None:
             call_id=call.call_id, caller_number=call.caller, started_at=started,
             ended_at=started + timedelta(seconds=call.duration_s), motif=call.motif,
             message_ms=call.message_ms, listened_ms=call.listened_ms, handoff=call.handoff,
-            outcome=call.outcome, transcript=call.transcript, recording_path=recording))
+            outcome=call.outcome, transcript=call.transcript, recording_path=recording,
+            stats=call.stats, satisfaction_asked=call.satisfaction is not None,
+            satisfaction=call.satisfaction))
         assert result.value == "stored", (call.call_id, result)
-        if call.stats is not None:
-            assert write_call_stats(ledger, call.call_id, to_epoch_ms(started), call.stats)
-        if call.satisfaction is not None:
-            assert ledger.record_satisfaction(call.call_id, started, call.satisfaction)
 
 
 def wav_frames(data: bytes) -> tuple[int, int, int]:

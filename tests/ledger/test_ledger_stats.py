@@ -3,13 +3,13 @@ is stored, read back with the SC3.2 verdicts on SQLite and PostgreSQL, and searc
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date
 
 from ledger_builders import interaction
 
 from bot.dialogue import Reply
 from bot.pipeline import ConversationResult, SpokenMessage, Turn
-from ledger.rule import to_epoch_ms
 from ledger.stats import (
     FLAG_FRUSTRATION,
     FLAG_HANGUP,
@@ -22,7 +22,6 @@ from ledger.stats import (
     read_call,
     read_calls,
     search_transcripts,
-    write_call_stats,
 )
 
 MISUNDERSTOOD = "Je ne comprends pas votre demande, je vous passe un conseiller."
@@ -75,19 +74,15 @@ def test_statistics_are_stored_once_and_read_back_with_verdicts_and_flags(any_le
                     caller="+33698765432"),  # another caller: s-1 is not voided by rule 3
         interaction("s-4", start="2024-03-06 09:00"),  # no statistics (an imported row)
     ]
-    for call in calls:
-        assert ledger.record_interaction(call).value == "stored"
     stats = {"s-1": CallStats(1, 0, (800,), 0, 0),
              "s-2": CallStats(2, 1, (900, 4500), 0, 0),
              "s-3": CallStats(3, 2, (700, 600, 650), 2, 1)}
-    for call in calls[:3]:
-        assert write_call_stats(ledger, call.call_id, to_epoch_ms(call.started_at),
-                                stats[call.call_id])
-    # A retried write changes nothing; a call the ledger does not hold is refused.
-    assert write_call_stats(ledger, "s-1", to_epoch_ms(calls[0].started_at),
-                            CallStats(9, 9, (1,), 9, 9))
-    assert not write_call_stats(ledger, "unknown", to_epoch_ms(calls[0].started_at),
-                                CallStats())
+    for call in calls:
+        call = dataclasses.replace(call, stats=stats.get(call.call_id))
+        assert ledger.record_interaction(call).value == "stored"
+    # A retried write changes nothing.
+    assert ledger.record_interaction(dataclasses.replace(
+        calls[0], stats=CallStats(9, 9, (1,), 9, 9))).value == "duplicate"
     found = {c.call_id: c for c in read_calls(ledger, date(2024, 3, 5), date(2024, 3, 6))}
     assert list(found) == ["s-1", "s-2", "s-3", "s-4"]
     assert found["s-1"].stats == stats["s-1"] and found["s-4"].stats is None

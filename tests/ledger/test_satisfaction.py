@@ -3,7 +3,6 @@ what the supervisors' dashboard reads."""
 
 from __future__ import annotations
 
-import pytest
 from ledger_builders import interaction, paris
 
 from ledger.records import CallStats
@@ -16,9 +15,9 @@ def test_scores_are_stored_with_their_call_and_summarised(any_ledger):
     for number, (start, score) in enumerate([("2024-03-01 10:00", 5), ("2024-03-01 11:00", 2),
                                              ("2024-03-01 12:00", None),
                                              ("2024-03-02 10:00", 1)]):
-        call = interaction(f"call-{number}", start=start)
-        any_ledger.record_interaction(call)
-        assert any_ledger.record_satisfaction(call.call_id, call.started_at, score)
+        call = interaction(f"call-{number}", start=start, satisfaction_asked=True,
+                           satisfaction=score)
+        assert any_ledger.record_interaction(call).value == "stored"
     assert any_ledger.satisfaction("call-0") == (True, 5)
     assert any_ledger.satisfaction("call-2") == (True, None)  # asked, no key pressed
     assert any_ledger.satisfaction("never-asked") == (False, None)
@@ -27,14 +26,12 @@ def test_scores_are_stored_with_their_call_and_summarised(any_ledger):
     assert (day.asked, day.scores, day.answered, day.mean) == (3, (5, 2), 2, 3.5)
 
 
-def test_a_retried_write_changes_nothing_and_a_bad_score_is_refused(sqlite_ledger):
-    call = interaction("call-1")
-    sqlite_ledger.record_interaction(call)
-    assert sqlite_ledger.record_satisfaction("call-1", call.started_at, 4)
-    assert sqlite_ledger.record_satisfaction("call-1", call.started_at, 1)
+def test_a_retried_write_changes_nothing(sqlite_ledger):
+    call = interaction("call-1", satisfaction_asked=True, satisfaction=4)
+    assert sqlite_ledger.record_interaction(call).value == "stored"
+    retried = interaction("call-1", satisfaction_asked=True, satisfaction=1)
+    assert sqlite_ledger.record_interaction(retried).value == "duplicate"
     assert sqlite_ledger.satisfaction("call-1") == (True, 4)
-    with pytest.raises(ValueError):
-        sqlite_ledger.record_satisfaction("call-1", call.started_at, 6)
 
 
 def test_a_call_hands_in_its_statistics_and_satisfaction_with_its_row(any_ledger):
